@@ -1,0 +1,77 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	c, err := Load("", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.Addr != ":1883" || c.HTTP.Addr != ":8080" || c.DataDir != "./data" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "edgewise.yaml")
+	yml := "data_dir: /var/lib/x\nmqtt:\n  addr: 127.0.0.1:1884\n  connect_timeout: 3s\nstorage:\n  fsync: interval\n"
+	if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"EDGEWISE_MQTT_ADDR": "127.0.0.1:1999", "EDGEWISE_ALLOW_ANONYMOUS": "true"}
+	c, err := Load(p, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/var/lib/x" || c.MQTT.Addr != "127.0.0.1:1999" || !c.MQTT.AllowAnonymous ||
+		c.Storage.Fsync != "interval" || time.Duration(c.MQTT.ConnectTimeout) != 3*time.Second {
+		t.Fatalf("precedence wrong: %+v", c)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	cases := []struct{ name, yaml, env, want string }{
+		{"unknown key", "mqtt:\n  adr: x\n", "", "adr"},
+		{"bad addr", "mqtt:\n  addr: nocolon\n", "", "mqtt.addr"},
+		{"bad fsync", "storage:\n  fsync: sometimes\n", "", "storage.fsync"},
+		{"bad duration", "mqtt:\n  connect_timeout: soon\n", "", "not a duration"},
+		{"bad level", "log:\n  level: loud\n", "", "log.level"},
+		{"bad packet size", "mqtt:\n  max_packet_size: 1\n", "", "max_packet_size"},
+		{"bad env bool", "", "maybe", "EDGEWISE_ALLOW_ANONYMOUS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p, func(k string) string {
+				if k == "EDGEWISE_ALLOW_ANONYMOUS" {
+					return tc.env
+				}
+				return ""
+			})
+			if err == nil || !errors.Is(err, ErrInvalid) && tc.name != "bad duration" || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEmptyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+}
