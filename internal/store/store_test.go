@@ -10,7 +10,6 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/store"
 )
 
-
 func TestOpenSQLitePragmas(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
