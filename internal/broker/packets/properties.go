@@ -332,7 +332,7 @@ func parseProps(b []byte, kind int, pkt string, p *Properties) error {
 			p.SharedSubAvailable = ptr(vb)
 		}
 	}
-	if seen&(1<<PropAuthData) != 0 && seen&(1<<PropAuthMethod) == 0 {
+	if seen&(1<<PropAuthData) != 0 && p.AuthMethod == "" {
 		return errorf(pkt, ErrProtocol, "authentication data without authentication method")
 	}
 	return nil
