@@ -1,0 +1,633 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FsyncPolicy says when the WAL is fsynced and so what an acknowledged
+// write survives.
+type FsyncPolicy string
+
+// Fsync policies.
+const (
+	// FsyncAlways (default): Write returns after the WAL is fsynced. Group
+	// commit lets concurrent writers share one fsync. Survives power loss.
+	FsyncAlways FsyncPolicy = "always"
+	// FsyncInterval: Write returns after write(2) to the WAL, which is
+	// fsynced every FsyncInterval. Survives kill -9, not power loss.
+	FsyncInterval FsyncPolicy = "interval"
+	// FsyncNever: the WAL is fsynced only when segments are cut and on
+	// Close. Survives kill -9, not power loss.
+	FsyncNever FsyncPolicy = "never"
+)
+
+// Options configures a DB. The zero value (with Dir set) is usable.
+type Options struct {
+	Dir           string        // required: the directory owning wal/ and blocks/
+	Logger        *slog.Logger  // nil discards logs
+	Fsync         FsyncPolicy   // default FsyncAlways
+	FsyncInterval time.Duration // for FsyncInterval; default 1s
+	BlockDuration time.Duration // time span of one partition; default 2h
+	FlushInterval time.Duration // how often the head is checked for flushable data; default 1m
+	// MaxHeadSamples flushes the whole head when it holds more samples
+	// (field values) than this; default 8M. Otherwise a partition is flushed
+	// once the newest written timestamp is half a BlockDuration past the
+	// partition's end.
+	MaxHeadSamples int
+}
+
+func (o *Options) setDefaults() error {
+	if o.Dir == "" {
+		return errors.New("tsdb: Options.Dir is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch o.Fsync {
+	case "":
+		o.Fsync = FsyncAlways
+	case FsyncAlways, FsyncInterval, FsyncNever:
+	default:
+		return fmt.Errorf("tsdb: unknown fsync policy %q", o.Fsync)
+	}
+	if o.FsyncInterval <= 0 {
+		o.FsyncInterval = time.Second
+	}
+	if o.BlockDuration <= 0 {
+		o.BlockDuration = 2 * time.Hour
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Minute
+	}
+	if o.MaxHeadSamples <= 0 {
+		o.MaxHeadSamples = 8 << 20
+	}
+	return nil
+}
+
+// Stats are counters describing the DB.
+type Stats struct {
+	Series         int   // series known (head and blocks)
+	HeadSamples    int   // field values in memory, not yet in blocks
+	HeadPartitions int   // partitions in the head
+	Blocks         int   // block files loaded
+	BlockSamples   int64 // field values stored in blocks
+	WALBytes       int64 // bytes in wal/
+	BlockBytes     int64 // bytes in block files
+	SamplesWritten int64 // field values accepted by Write since Open
+	PointsWritten  int64 // points accepted by Write since Open
+	WriteBatches   int64 // WAL writes (group commits) since Open
+	Flushes        int64 // blocks written since Open
+}
+
+// DB is an embedded time-series database. All methods are safe for
+// concurrent use.
+type DB struct {
+	opts     Options
+	log      *slog.Logger
+	blockDur int64
+	blockDir string
+
+	// closeMu: Write (while enqueueing) and Query hold it shared; Close
+	// holds it exclusively.
+	closeMu sync.RWMutex
+	closed  bool
+
+	// mu guards index (series and field types), head and blocks.
+	mu     sync.RWMutex
+	index  *seriesIndex
+	head   *head
+	blocks []*block // by seq ascending (newer wins)
+
+	wal      *wal // owned by the writer goroutine after Open
+	writeCh  chan *writeReq
+	cutCh    chan *cutReq
+	quit     chan struct{}
+	done     chan struct{}
+	flushMu  sync.Mutex // serialises flushes
+	nextSeq  atomic.Uint64
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
+	walErr   error // sticky WAL failure; writer goroutine only
+
+	samplesWritten, pointsWritten, batches, flushes atomic.Int64
+}
+
+type writeReq struct {
+	pts  []preparedPoint
+	rec  []byte // framed WAL record
+	done chan error
+}
+
+type cutReq struct {
+	all  bool
+	resp chan cutResult
+}
+
+type cutResult struct {
+	upTo  uint64
+	parts []*headPartition
+	err   error
+}
+
+// Open opens (creating if needed) the database in opts.Dir: it loads the
+// block indexes, replays the WAL into the head (truncating a torn tail)
+// and starts the WAL writer and the background flusher.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	db := &DB{
+		opts:     opts,
+		log:      opts.Logger,
+		blockDur: int64(opts.BlockDuration),
+		blockDir: filepath.Join(opts.Dir, "blocks"),
+		index:    newSeriesIndex(),
+		head:     newHead(),
+		writeCh:  make(chan *writeReq, 1024),
+		cutCh:    make(chan *cutReq),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		bgDone:   make(chan struct{}),
+	}
+	if err := os.MkdirAll(db.blockDir, 0o755); err != nil {
+		return nil, fmt.Errorf("tsdb: create blocks dir: %w", err)
+	}
+	files, err := listBlocks(db.blockDir)
+	if err != nil {
+		return nil, fmt.Errorf("tsdb: list blocks: %w", err)
+	}
+	for _, bf := range files {
+		if err := ctx.Err(); err != nil {
+			db.closeBlocks()
+			return nil, err
+		}
+		b, err := openBlock(bf.path, bf.seq, db.index)
+		if err != nil {
+			// A damaged block must not keep the node down; it is left in
+			// place for inspection.
+			db.log.Error("tsdb: skipping unreadable block", "path", bf.path, "err", err)
+			continue
+		}
+		db.blocks = append(db.blocks, b)
+		db.nextSeq.Store(max(db.nextSeq.Load(), bf.seq))
+	}
+	replayed := 0
+	w, err := openWAL(filepath.Join(opts.Dir, "wal"), db.log, func(pts []preparedPoint) {
+		for i := range pts {
+			p := &pts[i]
+			s := db.index.getOrCreate(p.key, p.Measurement, p.Tags)
+			if conflict(s, p, nil) != "" {
+				db.log.Warn("tsdb: dropping WAL point with conflicting field type", "series", p.Measurement)
+				continue
+			}
+			db.apply(s, p)
+			replayed++
+		}
+	})
+	if err != nil {
+		db.closeBlocks()
+		return nil, fmt.Errorf("tsdb: open wal: %w", err)
+	}
+	db.wal = w
+	db.log.Info("tsdb: opened", "dir", opts.Dir, "blocks", len(db.blocks), "series", len(db.index.byID),
+		"replayed_points", replayed, "head_samples", db.head.samples)
+	go db.writer()
+	bg, cancel := context.WithCancel(context.Background())
+	db.bgCancel = cancel
+	go db.flusher(bg)
+	return db, nil
+}
+
+func (db *DB) closeBlocks() {
+	for _, b := range db.blocks {
+		b.f.Close()
+	}
+}
+
+// conflict returns a description of the first field of p whose type
+// differs from the stored type (or from pending, types accepted earlier in
+// the same group commit), or "".
+func conflict(s *series, p *preparedPoint, pending map[string]ValueType) string {
+	for _, f := range p.Fields {
+		want, ok := ValueType(0), false
+		if s != nil {
+			want, ok = s.fields[f.Key]
+		}
+		if !ok && pending != nil {
+			want, ok = pending[p.key+"\x00"+f.Key]
+		}
+		if ok && want != f.Value.typ {
+			return fmt.Sprintf("field %q is %s, got %s", f.Key, want, f.Value.typ)
+		}
+	}
+	return ""
+}
+
+// apply adds a point to the index field types and the head; db.mu must be
+// held exclusively (or Open be running).
+func (db *DB) apply(s *series, p *preparedPoint) {
+	for _, f := range p.Fields {
+		if _, ok := s.fields[f.Key]; !ok {
+			s.fields[f.Key] = f.Value.typ
+		}
+	}
+	db.head.add(s, p, db.blockDur)
+}
+
+// Write validates and stores points. Either the whole batch is accepted or
+// the error (wrapping ErrInvalidPoint or ErrFieldTypeConflict) names the
+// first failing point's index. When Write returns nil the points are in
+// the WAL as the FsyncPolicy describes and visible to queries. If ctx ends
+// while the batch is being committed, Write still waits for the outcome.
+func (db *DB) Write(ctx context.Context, points []Point) error {
+	if len(points) == 0 {
+		return nil
+	}
+	pts := make([]preparedPoint, len(points))
+	for i := range points {
+		p, err := prepare(points[i])
+		if err != nil {
+			return fmt.Errorf("point %d: %w: %v", i, ErrInvalidPoint, err)
+		}
+		pts[i] = p
+	}
+	payload := appendPoints(make([]byte, 0, 64*len(pts)), pts)
+	if len(payload) > maxRecordSize {
+		return fmt.Errorf("%w: batch of %d bytes exceeds %d, split it", ErrInvalidPoint, len(payload), maxRecordSize)
+	}
+	req := &writeReq{pts: pts, rec: appendRecord(make([]byte, 0, len(payload)+walHeaderSize), payload), done: make(chan error, 1)}
+
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case db.writeCh <- req:
+	case <-ctx.Done():
+		db.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	db.closeMu.RUnlock()
+	return <-req.done
+}
+
+// writer is the single goroutine that owns the WAL: it batches queued
+// writes into one write(2) (and one fsync under FsyncAlways), applies them
+// to the head in WAL order, and performs cuts for flushes.
+func (db *DB) writer() {
+	defer close(db.done)
+	var tick <-chan time.Time
+	if db.opts.Fsync == FsyncInterval {
+		t := time.NewTicker(db.opts.FsyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	dirty := false
+	batch := make([]*writeReq, 0, 256)
+	var buf []byte
+	for {
+		select {
+		case req := <-db.writeCh:
+			batch = append(batch[:0], req)
+			for len(batch) < cap(batch) {
+				select {
+				case r := <-db.writeCh:
+					batch = append(batch, r)
+					continue
+				default:
+				}
+				break
+			}
+			buf = db.commit(batch, buf[:0])
+			dirty = db.opts.Fsync != FsyncAlways
+		case c := <-db.cutCh:
+			c.resp <- db.cut(c.all)
+		case <-tick:
+			if dirty && db.walErr == nil {
+				if err := db.wal.sync(); err != nil {
+					db.walErr = err
+					db.log.Error("tsdb: wal fsync failed", "err", err)
+				}
+				dirty = false
+			}
+		case <-db.quit:
+			for {
+				select {
+				case req := <-db.writeCh:
+					buf = db.commit([]*writeReq{req}, buf[:0])
+					continue
+				default:
+				}
+				break
+			}
+			if err := db.wal.close(); err != nil {
+				db.log.Error("tsdb: closing wal", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// commit runs one group commit.
+func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
+	if db.walErr != nil {
+		for _, r := range batch {
+			r.done <- fmt.Errorf("tsdb: wal unusable after earlier failure: %w", db.walErr)
+		}
+		return buf
+	}
+	accepted := batch[:0:0]
+	var pending map[string]ValueType
+	db.mu.RLock()
+	for _, r := range batch {
+		// Types first seen in this request, checked for points later in
+		// the same request and merged into pending when it is accepted.
+		var mine map[string]ValueType
+		bad := ""
+		badIdx := 0
+		for i := range r.pts {
+			p := &r.pts[i]
+			s := db.index.byKey[p.key]
+			msg := conflict(s, p, pending)
+			if msg == "" && mine != nil {
+				msg = conflict(nil, p, mine)
+			}
+			if msg != "" {
+				bad, badIdx = msg, i
+				break
+			}
+			for _, f := range p.Fields {
+				k := p.key + "\x00" + f.Key
+				if s != nil {
+					if _, ok := s.fields[f.Key]; ok {
+						continue
+					}
+				}
+				if _, ok := pending[k]; ok {
+					continue
+				}
+				if mine == nil {
+					mine = make(map[string]ValueType)
+				}
+				mine[k] = f.Value.typ
+			}
+		}
+		if bad != "" {
+			r.done <- fmt.Errorf("point %d: %w: %s", badIdx, ErrFieldTypeConflict, bad)
+			continue
+		}
+		if len(mine) > 0 && pending == nil {
+			pending = make(map[string]ValueType)
+		}
+		for k, v := range mine {
+			pending[k] = v
+		}
+		accepted = append(accepted, r)
+		buf = append(buf, r.rec...)
+	}
+	db.mu.RUnlock()
+	if len(accepted) == 0 {
+		return buf
+	}
+	err := db.wal.write(buf)
+	if err == nil && db.opts.Fsync == FsyncAlways {
+		err = db.wal.sync()
+	}
+	if err != nil {
+		db.walErr = err
+		db.log.Error("tsdb: wal write failed; further writes are refused", "err", err)
+		for _, r := range accepted {
+			r.done <- err
+		}
+		return buf
+	}
+	samples := 0
+	points := 0
+	db.mu.Lock()
+	for _, r := range accepted {
+		for i := range r.pts {
+			p := &r.pts[i]
+			db.apply(db.index.getOrCreate(p.key, p.Measurement, p.Tags), p)
+			samples += len(p.Fields)
+		}
+		points += len(r.pts)
+	}
+	db.mu.Unlock()
+	db.samplesWritten.Add(int64(samples))
+	db.pointsWritten.Add(int64(points))
+	db.batches.Add(1)
+	for _, r := range accepted {
+		r.done <- nil
+	}
+	return buf
+}
+
+// cut (writer goroutine) picks the partitions to flush, moves them to
+// head.flushing and cuts the WAL so that every record of those partitions
+// is in a segment <= upTo.
+func (db *DB) cut(all bool) cutResult {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	h := db.head
+	all = all || h.samples > db.opts.MaxHeadSamples
+	var parts []*headPartition
+	for start, p := range h.parts {
+		if all || start+db.blockDur+db.blockDur/2 <= h.maxT {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return cutResult{}
+	}
+	if db.walErr != nil {
+		return cutResult{err: db.walErr}
+	}
+	upTo, err := db.wal.cut()
+	if err != nil {
+		db.walErr = err
+		return cutResult{err: err}
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].start < parts[j].start })
+	for _, p := range parts {
+		delete(h.parts, p.start)
+		h.samples -= p.samples
+		h.flushing = append(h.flushing, p)
+	}
+	return cutResult{upTo: upTo, parts: parts}
+}
+
+// Flush writes all head data to blocks now and checkpoints the WAL.
+func (db *DB) Flush(ctx context.Context) error {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	return db.flush(ctx, true)
+}
+
+func (db *DB) flush(ctx context.Context, all bool) error {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	req := &cutReq{all: all, resp: make(chan cutResult, 1)}
+	select {
+	case db.cutCh <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.done:
+		return ErrClosed
+	}
+	res := <-req.resp
+	if res.err != nil {
+		return fmt.Errorf("tsdb: flush: %w", res.err)
+	}
+	if len(res.parts) == 0 {
+		return nil
+	}
+	flushed := make(map[int64]bool)
+	var errs []error
+	for _, p := range res.parts {
+		b, err := db.writePartition(p)
+		db.mu.Lock()
+		for i, f := range db.head.flushing {
+			if f == p {
+				db.head.flushing = append(db.head.flushing[:i], db.head.flushing[i+1:]...)
+				break
+			}
+		}
+		if err != nil {
+			db.head.mergeBack(p)
+		} else {
+			db.blocks = append(db.blocks, b)
+			flushed[p.start] = true
+		}
+		db.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		db.flushes.Add(1)
+	}
+	if len(flushed) > 0 {
+		// Records of partitions that failed to flush are kept: they are
+		// back in the head and their partition is not in flushed.
+		err := db.wal.checkpoint(res.upTo, func(p *preparedPoint) bool {
+			return !flushed[partitionStart(p.Time, db.blockDur)]
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tsdb: flush: %w", err)
+	}
+	return nil
+}
+
+// writePartition writes one detached head partition as a block and loads it.
+func (db *DB) writePartition(p *headPartition) (*block, error) {
+	data := make([]blockSeriesData, 0, len(p.series))
+	for _, hs := range p.series {
+		sd := blockSeriesData{s: hs.s}
+		for name, f := range hs.fields {
+			ts, vals, strs := f.sortedCopy()
+			sd.fields = append(sd.fields, blockFieldData{name: name, typ: f.typ, ts: ts, vals: vals, strs: strs})
+		}
+		sort.Slice(sd.fields, func(i, j int) bool { return sd.fields[i].name < sd.fields[j].name })
+		data = append(data, sd)
+	}
+	seq := db.nextSeq.Add(1)
+	path, err := writeBlock(db.blockDir, p.start, seq, data)
+	if err != nil {
+		return nil, err
+	}
+	// The index is only read here; series already exist, so getOrCreate
+	// does not mutate it, but it is shared with the writer: hold the lock.
+	db.mu.Lock()
+	b, err := openBlock(path, seq, db.index)
+	db.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	db.log.Debug("tsdb: block written", "path", path, "samples", b.samples, "bytes", b.size)
+	return b, nil
+}
+
+// flusher periodically flushes partitions the policy says are complete.
+func (db *DB) flusher(ctx context.Context) {
+	defer close(db.bgDone)
+	t := time.NewTicker(db.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := db.flush(ctx, false); err != nil && ctx.Err() == nil {
+				db.log.Error("tsdb: background flush failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close flushes the partitions the flush policy considers complete, syncs
+// and closes the WAL (the rest of the head is recovered from it on the
+// next Open) and closes the block files. It is idempotent.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	if db.closed {
+		db.closeMu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.closeMu.Unlock()
+	db.bgCancel()
+	<-db.bgDone
+	err := db.flush(context.Background(), false)
+	close(db.quit)
+	<-db.done
+	db.mu.Lock()
+	db.closeBlocks()
+	db.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("tsdb: close: %w", err)
+	}
+	return nil
+}
+
+// Stats returns current counters.
+func (db *DB) Stats() Stats {
+	db.mu.RLock()
+	st := Stats{
+		Series:         len(db.index.byID),
+		HeadSamples:    db.head.samples,
+		HeadPartitions: len(db.head.parts),
+		Blocks:         len(db.blocks),
+	}
+	for _, p := range db.head.flushing {
+		st.HeadSamples += p.samples
+	}
+	for _, b := range db.blocks {
+		st.BlockBytes += b.size
+		st.BlockSamples += int64(b.samples)
+	}
+	db.mu.RUnlock()
+	st.WALBytes = walBytes(filepath.Join(db.opts.Dir, "wal"))
+	st.SamplesWritten = db.samplesWritten.Load()
+	st.PointsWritten = db.pointsWritten.Load()
+	st.WriteBatches = db.batches.Load()
+	st.Flushes = db.flushes.Load()
+	return st
+}

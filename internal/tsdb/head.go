@@ -1,0 +1,184 @@
+package tsdb
+
+import (
+	"cmp"
+	"slices"
+)
+
+// head holds the data not yet in blocks, per time partition. It is guarded
+// by DB.mu; partitions being flushed move to flushing and stay visible to
+// queries until their block is loaded.
+type head struct {
+	parts    map[int64]*headPartition
+	flushing []*headPartition
+	samples  int
+	maxT     int64
+	hasData  bool
+}
+
+func newHead() *head { return &head{parts: make(map[int64]*headPartition)} }
+
+type headPartition struct {
+	start   int64
+	series  map[uint64]*headSeries
+	samples int
+}
+
+type headSeries struct {
+	s      *series
+	fields map[string]*headField
+}
+
+// headField is an append buffer of one series field. vals holds the value
+// bits (float bits, int64, uint64, 0/1); strs holds strings instead for
+// String fields. sorted is false once a sample arrived out of order.
+type headField struct {
+	typ    ValueType
+	ts     []int64
+	vals   []uint64
+	strs   []string
+	sorted bool
+}
+
+func (f *headField) append(t int64, v Value) {
+	if n := len(f.ts); n > 0 && t <= f.ts[n-1] {
+		f.sorted = false
+	}
+	f.ts = append(f.ts, t)
+	if f.typ == String {
+		f.strs = append(f.strs, v.s)
+	} else {
+		f.vals = append(f.vals, v.n)
+	}
+}
+
+func (f *headField) value(i int) Value {
+	if f.typ == String {
+		return Value{typ: String, s: f.strs[i]}
+	}
+	return Value{typ: f.typ, n: f.vals[i]}
+}
+
+// samplesIn copies the samples with start <= t < end (end 0 = unbounded)
+// sorted by time, the last written winning on equal timestamps.
+func (f *headField) samplesIn(start, end int64) []Sample {
+	var out []Sample
+	for i, t := range f.ts {
+		if t >= start && (end == 0 || t < end) {
+			out = append(out, Sample{Time: t, Value: f.value(i)})
+		}
+	}
+	if !f.sorted {
+		out = sortDedup(out)
+	}
+	return out
+}
+
+// sortDedup sorts samples by time keeping, among equal timestamps, the one
+// that came last in the input.
+func sortDedup(s []Sample) []Sample {
+	slices.SortStableFunc(s, func(a, b Sample) int { return cmp.Compare(a.Time, b.Time) })
+	out := s[:0]
+	for i := range s {
+		if len(out) > 0 && out[len(out)-1].Time == s[i].Time {
+			out[len(out)-1] = s[i]
+			continue
+		}
+		out = append(out, s[i])
+	}
+	return out
+}
+
+// sortedCopy returns the field's samples sorted and de-duplicated, as
+// parallel slices (for block writing).
+func (f *headField) sortedCopy() (ts []int64, vals []uint64, strs []string) {
+	if f.sorted {
+		return f.ts, f.vals, f.strs
+	}
+	idx := make([]int, len(f.ts))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(f.ts[a], f.ts[b]) })
+	for k, i := range idx {
+		t := f.ts[i]
+		if k+1 < len(idx) && f.ts[idx[k+1]] == t {
+			continue // a later write of the same timestamp wins
+		}
+		ts = append(ts, t)
+		if f.typ == String {
+			strs = append(strs, f.strs[i])
+		} else {
+			vals = append(vals, f.vals[i])
+		}
+	}
+	return ts, vals, strs
+}
+
+// partitionStart is the start of the partition holding t (floor division,
+// correct for negative times).
+func partitionStart(t int64, d int64) int64 {
+	m := t % d
+	if m < 0 {
+		m += d
+	}
+	return t - m
+}
+
+// add appends one validated point (series already resolved).
+func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
+	start := partitionStart(p.Time, blockDur)
+	part := h.parts[start]
+	if part == nil {
+		part = &headPartition{start: start, series: make(map[uint64]*headSeries)}
+		h.parts[start] = part
+	}
+	hs := part.series[s.id]
+	if hs == nil {
+		hs = &headSeries{s: s, fields: make(map[string]*headField, len(p.Fields))}
+		part.series[s.id] = hs
+	}
+	for _, f := range p.Fields {
+		hf := hs.fields[f.Key]
+		if hf == nil {
+			hf = &headField{typ: f.Value.typ, sorted: true}
+			hs.fields[f.Key] = hf
+		}
+		hf.append(p.Time, f.Value)
+	}
+	part.samples += len(p.Fields)
+	h.samples += len(p.Fields)
+	if !h.hasData || p.Time > h.maxT {
+		h.maxT = p.Time
+		h.hasData = true
+	}
+}
+
+// mergeBack returns a partition whose flush failed to the head, in front of
+// any data written to the same partition since (so newer writes still win).
+func (h *head) mergeBack(old *headPartition) {
+	cur := h.parts[old.start]
+	h.parts[old.start] = old
+	h.samples += old.samples
+	if cur == nil {
+		return
+	}
+	for id, cs := range cur.series {
+		os := old.series[id]
+		if os == nil {
+			old.series[id] = cs
+			continue
+		}
+		for name, cf := range cs.fields {
+			of := os.fields[name]
+			if of == nil {
+				os.fields[name] = cf
+				continue
+			}
+			for i, t := range cf.ts {
+				of.append(t, cf.value(i))
+			}
+		}
+	}
+	old.samples += cur.samples
+}

@@ -1,0 +1,299 @@
+package tsdb
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Tag is one key/value pair identifying a series.
+type Tag struct {
+	Key, Value string
+}
+
+// Field is one named value of a point.
+type Field struct {
+	Key   string
+	Value Value
+}
+
+// Point is one measurement at one instant: the series is Measurement plus
+// Tags, and each Field is stored as its own column.
+type Point struct {
+	Measurement string
+	Tags        []Tag
+	Fields      []Field
+	Time        int64 // unix nanoseconds
+}
+
+// seriesKey is the canonical identity of a series: measurement and the
+// tags sorted by key, joined with separators that cannot be confused.
+func seriesKey(measurement string, sorted []Tag) string {
+	n := len(measurement)
+	for _, t := range sorted {
+		n += len(t.Key) + len(t.Value) + 2
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(measurement)
+	for _, t := range sorted {
+		b.WriteByte(0)
+		b.WriteString(t.Key)
+		b.WriteByte(1)
+		b.WriteString(t.Value)
+	}
+	return b.String()
+}
+
+func compareTags(a, b []Tag) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if c := cmp.Compare(a[i].Key, b[i].Key); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a[i].Value, b[i].Value); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// preparedPoint is a validated point with sorted tags and its series key.
+type preparedPoint struct {
+	Point
+	key string
+}
+
+// prepare validates p and returns it with tags sorted (copied, the
+// caller's slice is not modified).
+func prepare(p Point) (preparedPoint, error) {
+	if p.Measurement == "" {
+		return preparedPoint{}, fmt.Errorf("empty measurement")
+	}
+	if len(p.Fields) == 0 {
+		return preparedPoint{}, fmt.Errorf("no fields")
+	}
+	tags := p.Tags
+	if !slices.IsSortedFunc(tags, func(a, b Tag) int { return cmp.Compare(a.Key, b.Key) }) {
+		tags = slices.Clone(tags)
+		slices.SortFunc(tags, func(a, b Tag) int { return cmp.Compare(a.Key, b.Key) })
+	}
+	for i, t := range tags {
+		if t.Key == "" {
+			return preparedPoint{}, fmt.Errorf("empty tag key")
+		}
+		if i > 0 && tags[i-1].Key == t.Key {
+			return preparedPoint{}, fmt.Errorf("duplicate tag key %q", t.Key)
+		}
+	}
+	for i, f := range p.Fields {
+		if f.Key == "" {
+			return preparedPoint{}, fmt.Errorf("empty field key")
+		}
+		switch f.Value.typ {
+		case Float:
+			v := math.Float64frombits(f.Value.n)
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return preparedPoint{}, fmt.Errorf("field %q: non-finite float %v", f.Key, v)
+			}
+		case Integer, Unsigned, Boolean, String:
+		default:
+			return preparedPoint{}, fmt.Errorf("field %q: invalid value", f.Key)
+		}
+		for _, g := range p.Fields[:i] {
+			if g.Key == f.Key {
+				return preparedPoint{}, fmt.Errorf("duplicate field key %q", f.Key)
+			}
+		}
+	}
+	p.Tags = tags
+	return preparedPoint{Point: p, key: seriesKey(p.Measurement, tags)}, nil
+}
+
+// appendPoints encodes points as one WAL record payload:
+//
+//	uvarint n; n times: string measurement, uvarint ntags, (string key,
+//	string value)*, varint time, uvarint nfields, (string key, byte type,
+//	value)* where value is 8 bytes (float), varint (integer), uvarint
+//	(unsigned), byte (boolean) or string; string = uvarint length + bytes.
+func appendPoints(dst []byte, pts []preparedPoint) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(pts)))
+	for i := range pts {
+		p := &pts[i]
+		dst = appendString(dst, p.Measurement)
+		dst = binary.AppendUvarint(dst, uint64(len(p.Tags)))
+		for _, t := range p.Tags {
+			dst = appendString(dst, t.Key)
+			dst = appendString(dst, t.Value)
+		}
+		dst = binary.AppendVarint(dst, p.Time)
+		dst = binary.AppendUvarint(dst, uint64(len(p.Fields)))
+		for _, f := range p.Fields {
+			dst = appendString(dst, f.Key)
+			dst = append(dst, byte(f.Value.typ))
+			switch f.Value.typ {
+			case Float:
+				dst = binary.LittleEndian.AppendUint64(dst, f.Value.n)
+			case Integer:
+				dst = binary.AppendVarint(dst, int64(f.Value.n))
+			case Unsigned:
+				dst = binary.AppendUvarint(dst, f.Value.n)
+			case Boolean:
+				dst = append(dst, byte(f.Value.n))
+			case String:
+				dst = appendString(dst, f.Value.s)
+			}
+		}
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decoder reads the primitive encodings used by WAL records and block
+// indexes; the first error sticks and later reads return zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", ErrCorrupt, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail("uint64")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) u32() uint32 {
+	if len(d.b) < 4 {
+		d.fail("uint32")
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(d.b)
+	d.b = d.b[4:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string length")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// count reads a collection length and checks that at least min bytes per
+// element remain, so corrupt input cannot force a huge allocation.
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b))/uint64(min) {
+		d.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+// decodePoints decodes a WAL record payload (see appendPoints). Decoded
+// points are re-validated, so a record that passes the CRC but carries
+// invalid points is reported as corrupt.
+func decodePoints(b []byte) ([]preparedPoint, error) {
+	d := decoder{b: b}
+	n := d.count(4)
+	pts := make([]preparedPoint, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var p Point
+		p.Measurement = d.string()
+		nt := d.count(2)
+		if nt > 0 {
+			p.Tags = make([]Tag, nt)
+			for j := range p.Tags {
+				p.Tags[j] = Tag{Key: d.string(), Value: d.string()}
+			}
+		}
+		p.Time = d.varint()
+		nf := d.count(3)
+		p.Fields = make([]Field, nf)
+		for j := range p.Fields {
+			k := d.string()
+			var v Value
+			switch ValueType(d.byte()) {
+			case Float:
+				v = Value{typ: Float, n: d.u64()}
+			case Integer:
+				v = IntValue(d.varint())
+			case Unsigned:
+				v = UintValue(d.uvarint())
+			case Boolean:
+				v = BoolValue(d.byte() != 0)
+			case String:
+				v = StringValue(d.string())
+			default:
+				d.fail("value type")
+			}
+			p.Fields[j] = Field{Key: k, Value: v}
+		}
+		if d.err != nil {
+			break
+		}
+		pp, err := prepare(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: point %d: %v", ErrCorrupt, i, err)
+		}
+		pts = append(pts, pp)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes in record", ErrCorrupt, len(d.b))
+	}
+	return pts, nil
+}
