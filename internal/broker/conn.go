@@ -1,0 +1,939 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgewise-iot/edgewise/internal/broker/packets"
+)
+
+const (
+	// smallReadBuf is the read buffer of a quiet connection.
+	smallReadBuf = 512
+	// bigReadBuf is the pooled read buffer used while a connection is busy.
+	bigReadBuf = 64 << 10
+	// maxSpareOut is the largest output buffer kept for reuse.
+	maxSpareOut = 64 << 10
+	// flushTimeout bounds the final flush of a closing connection.
+	flushTimeout = 3 * time.Second
+)
+
+// pendingAck is a PUBACK waiting for the end of a read pass.
+type pendingAck struct {
+	id     uint16
+	reason byte
+}
+
+// conn is one network connection. The reader goroutine (run) decodes and
+// handles packets; a writer goroutine (writeLoop) writes whatever other
+// goroutines appended to out, one Write per accumulated batch.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+
+	// Set while handling CONNECT, read-only once the connection is
+	// attached to its session (published by session.conn).
+	version   byte
+	clientID  string
+	principal *Principal
+	sess      *session
+	keepAlive time.Duration // 1.5 x the negotiated keep alive; 0 = none
+	maxOut    int           // client's Maximum Packet Size; 0 = unlimited
+	will      *will
+
+	// Reader goroutine state.
+	connected       bool
+	cleanDisconnect bool // DISCONNECT received; will discarded unless keepWill
+	keepWill        bool
+	rt              *router
+	pubs            []packets.Publish
+	msgs            []Message
+	batch           []*Message
+	acks            []pendingAck
+	now             time.Time
+
+	// Output, appended by any goroutine, written by the writer.
+	outMu      sync.Mutex
+	out        []byte
+	spare      []byte
+	outClosed  bool // no more appends; the writer flushes and closes
+	started    bool // writer goroutine running
+	wake       chan struct{}
+	writerDone chan struct{}
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{srv: s, nc: nc, wake: make(chan struct{}, 1)}
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the reader goroutine.
+func (c *conn) run() {
+	s := c.srv
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("broker: connection goroutine panicked", "client", c.clientID,
+				"remote", c.nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+			c.cleanDisconnect = false
+		}
+		c.finish()
+	}()
+	c.readLoop()
+}
+
+// finish flushes and closes the connection and detaches the session.
+func (c *conn) finish() {
+	s := c.srv
+	c.outMu.Lock()
+	c.outClosed = true
+	started := c.started
+	pending := c.out
+	c.out = nil
+	c.outMu.Unlock()
+	if started {
+		c.signal()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(flushTimeout))
+		<-c.writerDone
+	} else if len(pending) > 0 {
+		// A CONNACK refusing the connection.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(flushTimeout))
+		if n, err := c.nc.Write(pending); err == nil {
+			s.stats.bytesOut.Add(int64(n))
+		}
+	}
+	_ = c.nc.Close()
+	if c.sess != nil {
+		s.detach(c, !c.cleanDisconnect || c.keepWill)
+		s.stats.connections.Add(-1)
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// disconnect closes the connection from another goroutine (session takeover,
+// server shutdown), sending v5 clients a DISCONNECT with reason code.
+func (c *conn) disconnect(reason byte) {
+	c.outMu.Lock()
+	started := c.started
+	if !c.outClosed {
+		if started && c.version == packets.V5 {
+			c.out = packets.AppendDisconnect(c.out, packets.V5, &packets.Disconnect{ReasonCode: reason})
+		}
+		c.outClosed = true
+	}
+	c.outMu.Unlock()
+	if started {
+		c.signal()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(flushTimeout))
+	} else {
+		_ = c.nc.Close()
+	}
+}
+
+// writeLoop writes the accumulated output, one Write per batch.
+func (c *conn) writeLoop() {
+	s := c.srv
+	defer s.wg.Done()
+	defer close(c.writerDone)
+	defer func() {
+		if r := recover(); r != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("broker: connection writer panicked", "client", c.clientID, "panic", r, "stack", string(debug.Stack()))
+			_ = c.nc.Close()
+		}
+	}()
+	var spare []byte
+	for {
+		c.outMu.Lock()
+		if spare != nil && c.spare == nil {
+			c.spare = spare
+		}
+		for len(c.out) == 0 && !c.outClosed {
+			c.outMu.Unlock()
+			<-c.wake
+			c.outMu.Lock()
+		}
+		buf := c.out
+		closed := c.outClosed
+		c.out = c.spare
+		c.spare = nil
+		c.outMu.Unlock()
+		spare = nil
+		if len(buf) > 0 {
+			n, err := c.nc.Write(buf)
+			s.stats.bytesOut.Add(int64(n))
+			if err != nil {
+				c.outMu.Lock()
+				c.outClosed = true
+				c.out = nil
+				c.outMu.Unlock()
+				_ = c.nc.Close()
+				return
+			}
+		}
+		if closed {
+			_ = c.nc.Close()
+			return
+		}
+		if cap(buf) <= maxSpareOut {
+			spare = buf[:0]
+		}
+	}
+}
+
+// appendQoS0 appends an encoded QoS 0 PUBLISH, dropping it when the client
+// cannot take it (too large, or the output buffer is full).
+func (c *conn) appendQoS0(b []byte) bool {
+	s := c.srv
+	if c.maxOut > 0 && len(b) > c.maxOut {
+		s.stats.droppedTooLarge.Add(1)
+		return false
+	}
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return false
+	}
+	n := len(c.out)
+	if n > 0 && n+len(b) > s.opts.MaxOutboundBytes {
+		c.outMu.Unlock()
+		s.stats.droppedSlow.Add(1)
+		return false
+	}
+	c.out = append(c.out, b...)
+	c.outMu.Unlock()
+	if n == 0 {
+		c.signal()
+	}
+	return true
+}
+
+// appendPublish encodes p into the output (QoS 1 and retained deliveries;
+// never dropped for buffer size).
+func (c *conn) appendPublish(p *packets.Publish) bool {
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return false
+	}
+	n := len(c.out)
+	c.out = packets.AppendPublish(c.out, c.version, p)
+	c.outMu.Unlock()
+	if n == 0 {
+		c.signal()
+	}
+	return true
+}
+
+// appendControl appends a control packet produced by enc.
+func (c *conn) appendControl(enc func([]byte) []byte) {
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return
+	}
+	n := len(c.out)
+	c.out = enc(c.out)
+	c.outMu.Unlock()
+	if n == 0 {
+		c.signal()
+	}
+}
+
+// sendDisconnect queues a v5 DISCONNECT (no-op for 3.1.1 or before CONNACK).
+func (c *conn) sendDisconnect(reason byte) {
+	if c.version != packets.V5 || !c.connected {
+		return
+	}
+	c.appendControl(func(b []byte) []byte {
+		return packets.AppendDisconnect(b, packets.V5, &packets.Disconnect{ReasonCode: reason})
+	})
+}
+
+// protocolError counts and logs a protocol violation and tells a v5 client
+// why it is disconnected. The caller closes the connection.
+func (c *conn) protocolError(reason byte, err error) {
+	c.srv.stats.protocolErrors.Add(1)
+	c.srv.log.Info("broker: protocol error; closing", "client", c.clientID,
+		"remote", c.nc.RemoteAddr().String(), "reason", reason, "err", err)
+	c.sendDisconnect(reason)
+}
+
+// reasonFor maps a decode error to a v5 reason code.
+func reasonFor(err error) byte {
+	switch {
+	case errors.Is(err, packets.ErrPacketTooLarge):
+		return packets.PacketTooLarge
+	case errors.Is(err, packets.ErrProtocol):
+		return packets.ProtocolError
+	}
+	return packets.MalformedPacket
+}
+
+// readLoop reads into one buffer and handles every complete packet of a
+// read pass before reading again.
+func (c *conn) readLoop() {
+	s := c.srv
+	small := make([]byte, smallReadBuf)
+	buf := small
+	defer func() { s.putReadBuf(buf) }()
+	end := 0
+	_ = c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
+	for {
+		if c.connected {
+			if c.keepAlive > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
+			}
+		}
+		room := len(buf) - end
+		n, rerr := c.nc.Read(buf[end:])
+		if n > 0 {
+			end += n
+			s.stats.bytesIn.Add(int64(n))
+			c.now = time.Now()
+		}
+		off, need := 0, 0
+		for off < end {
+			h, ok, err := packets.ParseFixedHeader(buf[off:end], s.opts.MaxPacketSize)
+			if err != nil {
+				c.flushBatch()
+				c.protocolError(reasonFor(err), err)
+				return
+			}
+			if !ok {
+				break
+			}
+			total := h.Len + h.Remaining
+			if end-off < total {
+				need = total
+				break
+			}
+			if !c.handle(h, buf[off+h.Len:off+total]) {
+				c.flushBatch()
+				return
+			}
+			off += total
+		}
+		if !c.flushBatch() {
+			return
+		}
+		if off > 0 {
+			end = copy(buf, buf[off:end])
+		}
+		if rerr != nil {
+			c.readError(rerr)
+			return
+		}
+		// Size the buffer for what comes next.
+		switch {
+		case need > len(buf):
+			var nb []byte
+			if need <= bigReadBuf {
+				nb = s.getReadBuf()
+			} else {
+				nb = make([]byte, need)
+			}
+			copy(nb, buf[:end])
+			s.putReadBuf(buf)
+			buf = nb
+		case n == room && len(buf) < bigReadBuf:
+			nb := s.getReadBuf()
+			copy(nb, buf[:end])
+			buf = nb
+		case len(buf) > smallReadBuf && end <= smallReadBuf && n < smallReadBuf:
+			// Quiet again: give the big buffer back.
+			copy(small, buf[:end])
+			s.putReadBuf(buf)
+			buf = small
+		}
+	}
+}
+
+// getReadBuf returns a pooled big read buffer.
+func (s *Server) getReadBuf() []byte {
+	if b, ok := s.readBufs.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, bigReadBuf)
+}
+
+// putReadBuf returns a big read buffer to the pool; other sizes are left to
+// the garbage collector.
+func (s *Server) putReadBuf(b []byte) {
+	if cap(b) != bigReadBuf {
+		return
+	}
+	b = b[:bigReadBuf]
+	s.readBufs.Put(&b)
+}
+
+// readError reports why reading stopped.
+func (c *conn) readError(err error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.connected {
+			c.srv.log.Info("broker: keep alive timeout", "client", c.clientID)
+			c.sendDisconnect(packets.KeepAliveTimeout)
+		} else {
+			c.srv.stats.protocolErrors.Add(1)
+			c.srv.log.Info("broker: no CONNECT in time", "remote", c.nc.RemoteAddr().String())
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.srv.log.Debug("broker: connection closed", "client", c.clientID)
+	default:
+		c.srv.log.Debug("broker: read failed", "client", c.clientID, "err", err)
+	}
+}
+
+// handle handles one packet; false closes the connection.
+func (c *conn) handle(h packets.FixedHeader, body []byte) bool {
+	if !c.connected {
+		if h.Type != packets.CONNECT {
+			c.protocolError(packets.ProtocolError, errors.New("first packet is not CONNECT"))
+			return false
+		}
+		return c.handleConnect(h, body)
+	}
+	if h.Type == packets.PUBLISH {
+		return c.handlePublish(h, body)
+	}
+	if !c.flushBatch() {
+		return false
+	}
+	s := c.srv
+	switch h.Type {
+	case packets.PUBACK:
+		var a packets.Ack
+		if err := packets.DecodeAck(c.version, h, body, &a); err != nil {
+			c.protocolError(reasonFor(err), err)
+			return false
+		}
+		if !c.sess.ack(a.PacketID) {
+			s.log.Debug("broker: PUBACK for unknown packet id", "client", c.clientID, "id", a.PacketID)
+		}
+	case packets.PUBREC, packets.PUBCOMP:
+		var a packets.Ack
+		if err := packets.DecodeAck(c.version, h, body, &a); err != nil {
+			c.protocolError(reasonFor(err), err)
+			return false
+		}
+		s.log.Debug("broker: unexpected QoS 2 acknowledgement", "client", c.clientID, "type", h.Type)
+	case packets.PUBREL:
+		var a packets.Ack
+		if err := packets.DecodeAck(c.version, h, body, &a); err != nil {
+			c.protocolError(reasonFor(err), err)
+			return false
+		}
+		comp := packets.Ack{Type: packets.PUBCOMP, PacketID: a.PacketID, ReasonCode: packets.PacketIdentifierNotFound}
+		c.appendControl(func(b []byte) []byte { return packets.AppendAck(b, c.version, &comp) })
+	case packets.SUBSCRIBE:
+		return c.handleSubscribe(h, body)
+	case packets.UNSUBSCRIBE:
+		return c.handleUnsubscribe(h, body)
+	case packets.PINGREQ:
+		if h.Remaining != 0 {
+			c.protocolError(packets.MalformedPacket, errors.New("PINGREQ with payload"))
+			return false
+		}
+		c.appendControl(packets.AppendPingresp)
+	case packets.DISCONNECT:
+		return c.handleDisconnect(h, body)
+	case packets.CONNECT:
+		c.protocolError(packets.ProtocolError, errors.New("second CONNECT"))
+		return false
+	case packets.AUTH:
+		if c.version == packets.V5 {
+			c.protocolError(packets.ProtocolError, errors.New("AUTH without authentication method"))
+		} else {
+			c.protocolError(packets.MalformedPacket, errors.New("AUTH in MQTT 3.1.1"))
+		}
+		return false
+	default:
+		c.protocolError(packets.ProtocolError, errors.New("unexpected packet type "+packets.TypeName(h.Type)))
+		return false
+	}
+	return true
+}
+
+// writeRefusal queues a CONNACK refusing the connection (flushed by finish).
+func (c *conn) writeRefusal(version byte, reason byte) {
+	c.out = packets.AppendConnack(c.out, version, &packets.Connack{ReasonCode: reason})
+}
+
+func newClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "ew-" + hex.EncodeToString(b[:])
+}
+
+func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
+	s := c.srv
+	cp, err := packets.DecodeConnect(h, body)
+	if err != nil {
+		s.stats.protocolErrors.Add(1)
+		s.log.Info("broker: bad CONNECT", "remote", c.nc.RemoteAddr().String(), "err", err)
+		var ve *packets.VersionError
+		switch {
+		case errors.As(err, &ve):
+			if ve.Level == packets.V5 {
+				c.writeRefusal(packets.V5, packets.UnsupportedProtocolVersion)
+			} else {
+				c.writeRefusal(packets.V311, packets.UnsupportedProtocolVersion)
+			}
+		case connectLevel(body) == packets.V5:
+			c.writeRefusal(packets.V5, reasonFor(err))
+		}
+		return false
+	}
+	c.version = cp.ProtocolVersion
+	v5 := c.version == packets.V5
+	refuse := func(reason byte, msg string) bool {
+		s.stats.authFailures.Add(1)
+		s.log.Info("broker: connection refused", "client", cp.ClientID, "remote", c.nc.RemoteAddr().String(),
+			"reason", reason, "why", msg)
+		c.writeRefusal(c.version, reason)
+		return false
+	}
+	if v5 && cp.Properties.AuthMethod != "" {
+		return refuse(0x8C, "enhanced authentication not supported") // Bad authentication method
+	}
+	clientID := cp.ClientID
+	assigned := false
+	if clientID == "" {
+		if !v5 && !cp.CleanStart {
+			return refuse(packets.ClientIdentifierNotValid, "empty client id without clean session")
+		}
+		clientID = newClientID()
+		assigned = v5
+	}
+	if cp.WillFlag && cp.WillQoS > 1 {
+		if v5 {
+			return refuse(packets.QoSNotSupported, "will QoS 2")
+		}
+		cp.WillQoS = 1
+	}
+	principal, reason := c.authenticate(cp, clientID)
+	if reason != packets.Success {
+		return refuse(reason, "authentication")
+	}
+	if s.closing.Load() {
+		return refuse(packets.ServerUnavailable, "server closing")
+	}
+
+	var props packets.Properties
+	ka := cp.KeepAlive
+	if v5 {
+		if s.opts.MaxKeepAlive > 0 && (ka == 0 || ka > s.opts.MaxKeepAlive) {
+			ka = s.opts.MaxKeepAlive
+			props.ServerKeepAlive = &ka
+		}
+		if m := cp.Properties.MaximumPacketSize; m != nil {
+			c.maxOut = int(*m)
+		}
+		rm := s.opts.ReceiveMaximum
+		mps := uint32(s.opts.MaxPacketSize)
+		var zero16 uint16
+		zero, one := byte(0), byte(1)
+		props.ReceiveMaximum = &rm
+		props.MaximumPacketSize = &mps
+		props.TopicAliasMaximum = &zero16
+		props.RetainAvailable = &one
+		props.WildcardSubAvailable = &one
+		props.SharedSubAvailable = &zero
+		props.SubIDAvailable = &zero
+		props.MaximumQoS = &one
+		if assigned {
+			props.AssignedClientID = clientID
+		}
+	}
+	c.keepAlive = time.Duration(ka) * 1500 * time.Millisecond
+	recvMax := 65535
+	if v5 && cp.Properties.ReceiveMaximum != nil && *cp.Properties.ReceiveMaximum > 0 {
+		recvMax = int(*cp.Properties.ReceiveMaximum)
+	}
+	var expiry uint32
+	switch {
+	case v5 && cp.Properties.SessionExpiry != nil:
+		expiry = *cp.Properties.SessionExpiry
+	case !v5 && !cp.CleanStart:
+		expiry = sessionNeverExpires
+	}
+	c.clientID = clientID
+	c.principal = principal
+	if cp.WillFlag {
+		w := &will{
+			msg: &message{topic: cp.WillTopic, payload: cp.WillPayload, qos: cp.WillQoS, retain: cp.WillRetain,
+				props: forwardProps(&cp.WillProperties, false)},
+			clientID:  clientID,
+			principal: principal,
+		}
+		if w.msg.payload == nil {
+			w.msg.payload = []byte{}
+		}
+		if v5 && cp.WillProperties.WillDelay != nil {
+			w.delay = *cp.WillProperties.WillDelay
+		}
+		c.will = w
+	}
+	if !s.attach(c, cp.CleanStart, expiry, min(recvMax, s.opts.MaxInflight), &props) {
+		return refuse(packets.ServerUnavailable, "server closing")
+	}
+	c.connected = true
+	s.stats.connections.Add(1)
+	s.stats.connectsTotal.Add(1)
+	s.log.Debug("broker: client connected", "client", clientID, "remote", c.nc.RemoteAddr().String(),
+		"version", c.version, "clean", cp.CleanStart)
+	return true
+}
+
+// connectLevel extracts the protocol level of a CONNECT body, 0 if unknown.
+func connectLevel(body []byte) byte {
+	if len(body) < 2 {
+		return 0
+	}
+	n := int(body[0])<<8 | int(body[1])
+	if len(body) < 2+n+1 {
+		return 0
+	}
+	return body[2+n]
+}
+
+// authenticate returns the principal or a CONNACK reason code.
+func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, byte) {
+	s := c.srv
+	if s.opts.Authenticator == nil {
+		if s.opts.AllowAnonymous {
+			return &Principal{Anonymous: true}, packets.Success
+		}
+		return nil, packets.NotAuthorized
+	}
+	info := &ConnectInfo{
+		ClientID: clientID, Username: cp.Username, HasUsername: cp.UsernameFlag,
+		Password: cp.Password, HasPassword: cp.PasswordFlag,
+		RemoteAddr: c.nc.RemoteAddr(), ProtocolVersion: cp.ProtocolVersion,
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+	p, err := s.opts.Authenticator.Authenticate(ctx, info)
+	cancel()
+	switch {
+	case err == nil && p != nil:
+		return p, packets.Success
+	case err == nil:
+		s.log.Warn("broker: authenticator returned no principal", "client", clientID)
+		return nil, packets.ServerUnavailable
+	case errors.Is(err, ErrNoCredentials):
+		if s.opts.AllowAnonymous {
+			return &Principal{Anonymous: true}, packets.Success
+		}
+		return nil, packets.NotAuthorized
+	case errors.Is(err, ErrBadCredentials):
+		return nil, packets.BadUsernameOrPassword
+	case errors.Is(err, ErrNotAuthorized):
+		return nil, packets.NotAuthorized
+	}
+	s.log.Warn("broker: authenticator failed", "client", clientID, "err", err)
+	return nil, packets.ServerUnavailable
+}
+
+// attach binds c to its session (new, resumed or taken over), queues the
+// CONNACK and the messages the session owes, and starts the writer.
+func (s *Server) attach(c *conn, clean bool, expiry uint32, maxInflight int, props *packets.Properties) bool {
+	var ended *will
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	ss := s.sessions[c.clientID]
+	present := false
+	if ss != nil {
+		if oc := ss.conn.Load(); oc != nil {
+			s.log.Info("broker: session taken over", "client", c.clientID)
+			oc.disconnect(packets.SessionTakenOver)
+		}
+		// A session with expiry 0 ends with its connection even if that
+		// connection has not finished closing yet.
+		if clean || ss.getExpiry() == 0 {
+			ended = s.destroyLocked(ss)
+			ss = nil
+		} else {
+			present = true
+		}
+	}
+	if ss == nil {
+		ss = s.newSession(c.clientID)
+		s.sessions[c.clientID] = ss
+		s.stats.sessions.Add(1)
+	}
+	ss.mu.Lock()
+	ss.stopTimersLocked()
+	ss.pendingWill = nil // resumed before the will delay passed
+	ss.expiry = expiry
+	ss.maxInflight = max(maxInflight, 1)
+	c.sess = ss
+	connack := packets.Connack{SessionPresent: present, Properties: *props}
+	c.outMu.Lock()
+	c.out = packets.AppendConnack(c.out, c.version, &connack)
+	c.started = true
+	c.writerDone = make(chan struct{})
+	c.outMu.Unlock()
+	ss.conn.Store(c)
+	ss.resendLocked(c)
+	ss.mu.Unlock()
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.writeLoop()
+	if ended != nil {
+		s.publishWill(ended)
+	}
+	return true
+}
+
+func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
+	s := c.srv
+	hook := s.opts.Hook != nil
+	i := 0
+	if hook {
+		i = len(c.batch)
+	}
+	if i == len(c.pubs) {
+		c.pubs = append(c.pubs, packets.Publish{})
+	}
+	p := &c.pubs[i]
+	if err := packets.DecodePublish(c.version, h, body, p); err != nil {
+		c.protocolError(reasonFor(err), err)
+		return false
+	}
+	if p.QoS == 2 {
+		c.protocolError(packets.QoSNotSupported, errors.New("PUBLISH QoS 2 not supported"))
+		return false
+	}
+	if c.version == packets.V5 {
+		if p.Properties.TopicAlias != nil {
+			c.protocolError(packets.TopicAliasInvalid, errors.New("topic alias not allowed (maximum 0)"))
+			return false
+		}
+		if len(p.Properties.SubscriptionIDs) > 0 {
+			c.protocolError(packets.ProtocolError, errors.New("subscription identifier in PUBLISH"))
+			return false
+		}
+	}
+	if !s.canPublish(c.principal, p.Topic) {
+		s.stats.denied.Add(1)
+		s.log.Warn("broker: publish denied", "client", c.clientID, "principal", c.principal.Name, "topic", p.Topic)
+		if p.QoS == 1 {
+			reason := packets.Success
+			if c.version == packets.V5 {
+				reason = packets.NotAuthorized
+			}
+			c.acks = append(c.acks, pendingAck{id: p.PacketID, reason: reason})
+		}
+		return true
+	}
+	s.stats.messagesIn.Add(1)
+	if c.rt == nil {
+		c.rt = newRouter()
+	}
+	s.route(c.rt, c.sess, p, c.now)
+	c.rt.reset()
+	if hook {
+		if i == len(c.msgs) {
+			c.msgs = append(c.msgs, Message{})
+		}
+		m := &c.msgs[i]
+		*m = Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain,
+			ClientID: c.clientID, Principal: c.principal, Received: c.now}
+		if c.version == packets.V5 {
+			m.Properties = &p.Properties
+		}
+		c.batch = append(c.batch, m)
+	}
+	if p.QoS == 1 {
+		c.acks = append(c.acks, pendingAck{id: p.PacketID})
+	}
+	return true
+}
+
+// flushBatch hands the read pass's publishes to the Hook and sends the
+// PUBACKs. It returns false when the connection must close.
+func (c *conn) flushBatch() bool {
+	s := c.srv
+	ok := true
+	if len(c.batch) > 0 {
+		err := s.opts.Hook.OnPublish(s.ctx, c.batch)
+		clear(c.batch)
+		c.batch = c.batch[:0]
+		for i := range c.msgs {
+			c.msgs[i] = Message{}
+		}
+		if err != nil {
+			s.log.Warn("broker: publish hook failed", "client", c.clientID, "err", err)
+			if c.version != packets.V5 {
+				c.acks = c.acks[:0]
+				return false
+			}
+			for i := range c.acks {
+				if c.acks[i].reason < 0x80 {
+					c.acks[i].reason = packets.UnspecifiedError
+				}
+			}
+		}
+	}
+	if len(c.acks) > 0 {
+		c.outMu.Lock()
+		if !c.outClosed {
+			n := len(c.out)
+			for _, a := range c.acks {
+				ack := packets.Ack{Type: packets.PUBACK, PacketID: a.id, ReasonCode: a.reason}
+				c.out = packets.AppendAck(c.out, c.version, &ack)
+			}
+			c.outMu.Unlock()
+			if n == 0 {
+				c.signal()
+			}
+		} else {
+			c.outMu.Unlock()
+		}
+		c.acks = c.acks[:0]
+	}
+	return ok
+}
+
+func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
+	s := c.srv
+	sp, err := packets.DecodeSubscribe(c.version, h, body)
+	if err != nil {
+		c.protocolError(reasonFor(err), err)
+		return false
+	}
+	v5 := c.version == packets.V5
+	if v5 && len(sp.Properties.SubscriptionIDs) > 0 {
+		c.protocolError(packets.SubIDsNotSupported, errors.New("subscription identifiers not supported"))
+		return false
+	}
+	fail := func(v5code byte) byte {
+		if v5 {
+			return v5code
+		}
+		return packets.SubscriptionFailureV3
+	}
+	codes := make([]byte, len(sp.Subscriptions))
+	type retainReq struct {
+		filter string
+		qos    byte
+	}
+	var retained []retainReq
+	for i, sub := range sp.Subscriptions {
+		f := sub.Filter
+		switch {
+		case !packets.ValidTopicFilter(f):
+			codes[i] = fail(packets.TopicFilterInvalid)
+		case strings.HasPrefix(f, "$share/"):
+			codes[i] = fail(packets.SharedSubsNotSupported)
+		case !s.canSubscribe(c.principal, f):
+			s.stats.denied.Add(1)
+			s.log.Warn("broker: subscribe denied", "client", c.clientID, "principal", c.principal.Name, "filter", f)
+			codes[i] = fail(packets.NotAuthorized)
+		default:
+			qos := min(sub.QoS, 1)
+			isNew, ok := c.sess.subscribe(strings.Clone(f), qos, v5 && sub.NoLocal, v5 && sub.RetainAsPublished)
+			if !ok {
+				codes[i] = fail(packets.UnspecifiedError)
+				continue
+			}
+			codes[i] = qos
+			rh := byte(0)
+			if v5 {
+				rh = sub.RetainHandling
+			}
+			if rh == 0 || (rh == 1 && isNew) {
+				retained = append(retained, retainReq{f, qos})
+			}
+		}
+	}
+	ack := packets.Suback{PacketID: sp.PacketID, ReasonCodes: codes}
+	c.appendControl(func(b []byte) []byte { return packets.AppendSuback(b, c.version, &ack) })
+	var msgs []*message
+	now := time.Now()
+	for _, rr := range retained {
+		msgs = s.retained.match(rr.filter, msgs[:0])
+		for _, m := range msgs {
+			if !m.expiry.IsZero() && !now.Before(m.expiry) {
+				continue
+			}
+			qos := min(m.qos, rr.qos)
+			if qos == 0 {
+				p := buildPublish(m, 0, true, 0, now)
+				if c.maxOut > 0 && packets.PublishSize(c.version, &p) > c.maxOut {
+					s.stats.droppedTooLarge.Add(1)
+					continue
+				}
+				if c.appendPublish(&p) {
+					s.stats.messagesOut.Add(1)
+				}
+				continue
+			}
+			c.sess.deliver(outMsg{msg: m, qos: qos, retain: true})
+		}
+	}
+	return true
+}
+
+func (c *conn) handleUnsubscribe(h packets.FixedHeader, body []byte) bool {
+	up, err := packets.DecodeUnsubscribe(c.version, h, body)
+	if err != nil {
+		c.protocolError(reasonFor(err), err)
+		return false
+	}
+	ack := packets.Unsuback{PacketID: up.PacketID}
+	if c.version == packets.V5 {
+		ack.ReasonCodes = make([]byte, len(up.Filters))
+	}
+	for i, f := range up.Filters {
+		found := c.sess.unsubscribe(f)
+		if ack.ReasonCodes != nil && !found {
+			ack.ReasonCodes[i] = packets.NoSubscriptionExisted
+		}
+	}
+	c.appendControl(func(b []byte) []byte { return packets.AppendUnsuback(b, c.version, &ack) })
+	return true
+}
+
+func (c *conn) handleDisconnect(h packets.FixedHeader, body []byte) bool {
+	d, err := packets.DecodeDisconnect(c.version, h, body)
+	if err != nil {
+		c.protocolError(reasonFor(err), err)
+		return false
+	}
+	if c.version == packets.V5 {
+		if se := d.Properties.SessionExpiry; se != nil {
+			if c.sess.getExpiry() == 0 && *se != 0 {
+				c.protocolError(packets.ProtocolError, errors.New("session expiry set on DISCONNECT after 0 on CONNECT"))
+				return false
+			}
+			c.sess.setExpiry(*se)
+		}
+		c.keepWill = d.ReasonCode == packets.DisconnectWithWill
+	}
+	c.cleanDisconnect = true
+	c.srv.log.Debug("broker: client disconnected", "client", c.clientID, "reason", d.ReasonCode)
+	return false
+}

@@ -1,0 +1,53 @@
+// Package broker is the MQTT 3.1.1 and 5.0 server: it owns connections,
+// sessions (clean and persistent, in memory), subscriptions, QoS 0/1
+// delivery with inflight windows and offline queues, retained messages,
+// wills, keep alive, session takeover and the limits that protect the
+// process from misbehaving clients. Packet encoding lives in
+// internal/broker/packets and the subscription index in
+// internal/broker/topics; authentication, authorization and what happens to
+// accepted messages (storage, rules) are injected through the
+// Authenticator, Authorizer and PublishHook interfaces.
+//
+// # Connections and goroutines
+//
+// Each connection has two goroutines. The reader reads into one buffer (a
+// 512-byte buffer while the connection is quiet, a pooled 64 KiB buffer
+// while it is busy) and handles every complete packet of a read pass
+// before reading again; there is no goroutine or channel per packet.
+// PUBLISH payloads are not copied on the QoS 0 path: the message is routed
+// while it still lives in the read buffer. The writer sleeps on a
+// one-slot wake channel.
+//
+// # Write batching
+//
+// Anything sent to a client (acks, routed messages from any publisher) is
+// appended in encoded form to the connection's output buffer under a
+// mutex; the writer swaps that buffer for a spare one and writes it with a
+// single Write, so a busy subscriber gets many packets per system call. A
+// QoS 0 message is encoded once per protocol version and retain flag and
+// the bytes are copied to each subscriber. PUBACKs of a read pass are
+// appended together after the PublishHook accepted the batch.
+//
+// # Limits
+//
+// Options.MaxOutboundBytes bounds a connection's buffered output: QoS 0
+// messages beyond it are dropped and counted (Stats.DroppedSlow), so a slow
+// consumer never blocks a publisher nor grows memory without bound. QoS 1
+// deliveries are bounded by the inflight window (Options.MaxInflight and the
+// client's Receive Maximum); beyond it, and while a persistent session is
+// offline, they wait in the session queue of at most Options.MaxQueued
+// messages, dropping the oldest (Stats.DroppedQueue). Messages larger than
+// a v5 client's Maximum Packet Size are dropped (Stats.DroppedTooLarge) and
+// queued messages whose Message Expiry Interval passed are dropped
+// (Stats.DroppedExpired). Inbound packets above Options.MaxPacketSize end
+// the connection (v5: DISCONNECT 0x95).
+//
+// # Scope
+//
+// QoS 2 is not supported yet: CONNACK advertises Maximum QoS 1, a v5 QoS 2
+// PUBLISH gets DISCONNECT 0x9B, a 3.1.1 one closes the connection, and
+// subscriptions asking for QoS 2 are granted QoS 1. Shared subscriptions,
+// subscription identifiers, topic aliases and enhanced authentication are
+// not available and advertised as such. Wills are not published when the
+// server itself shuts down.
+package broker

@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/edgewise-iot/edgewise/internal/broker/packets"
+)
+
+// Defaults applied to zero-valued Options fields.
+const (
+	DefaultMaxPacketSize    = 1 << 20
+	DefaultReceiveMaximum   = 1024
+	DefaultMaxInflight      = 64
+	DefaultMaxQueued        = 1000
+	DefaultMaxOutboundBytes = 1 << 20
+	DefaultConnectTimeout   = 10 * time.Second
+)
+
+// Options configures a Server. The zero value is usable: no anonymous access
+// (so an Authenticator or AllowAnonymous is needed to accept clients) and the
+// Default* limits.
+type Options struct {
+	// Logger receives connection and protocol events; nil discards them.
+	Logger *slog.Logger
+	// Authenticator decides who a connecting client is. nil means every
+	// client is anonymous, which is accepted only when AllowAnonymous is set.
+	Authenticator Authenticator
+	// Authorizer confines what a principal may publish and subscribe to.
+	// nil allows everything except publishing to topics starting with '$'.
+	Authorizer Authorizer
+	// Hook sees every accepted client PUBLISH; nil means none.
+	Hook PublishHook
+	// AllowAnonymous accepts clients when the Authenticator is nil or
+	// returns ErrNoCredentials.
+	AllowAnonymous bool
+	// MaxPacketSize bounds inbound packets (default 1 MiB). Larger packets
+	// get a v5 DISCONNECT 0x95 or, for 3.1.1, a closed connection.
+	MaxPacketSize int
+	// ReceiveMaximum is the inbound QoS 1 inflight window advertised to v5
+	// clients (default 1024).
+	ReceiveMaximum uint16
+	// MaxInflight bounds outbound unacknowledged QoS 1 messages per session
+	// (default 64; the client's Receive Maximum lowers it).
+	MaxInflight int
+	// MaxQueued bounds the messages a session queues while offline or while
+	// its inflight window is full (default 1000). The oldest is dropped.
+	MaxQueued int
+	// MaxOutboundBytes bounds the encoded output buffered per connection
+	// (default 1 MiB). QoS 0 messages beyond it are dropped and counted.
+	MaxOutboundBytes int
+	// MaxKeepAlive caps the keep alive of v5 clients through the Server Keep
+	// Alive property; 0 accepts the client's value.
+	MaxKeepAlive uint16
+	// ConnectTimeout is the time allowed between accept and a complete
+	// CONNECT (default 10s).
+	ConnectTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxPacketSize <= 0 {
+		o.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if o.ReceiveMaximum == 0 {
+		o.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	if o.MaxInflight > 65535 {
+		o.MaxInflight = 65535
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = DefaultMaxQueued
+	}
+	if o.MaxOutboundBytes <= 0 {
+		o.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	return o
+}
+
+// ConnectInfo is what a client presented in its CONNECT, given to the
+// Authenticator.
+type ConnectInfo struct {
+	ClientID        string
+	Username        string
+	HasUsername     bool
+	Password        []byte
+	HasPassword     bool
+	RemoteAddr      net.Addr
+	ProtocolVersion byte
+}
+
+// Principal is who a connection authenticated as.
+type Principal struct {
+	Name      string // thing name (or "admin"); empty for anonymous
+	Admin     bool
+	Anonymous bool
+}
+
+// Errors an Authenticator returns to select the CONNACK reason.
+var (
+	// ErrBadCredentials rejects the connection with CONNACK 0x86 (3.1.1: 4).
+	ErrBadCredentials = errors.New("bad username or password")
+	// ErrNotAuthorized rejects the connection with CONNACK 0x87 (3.1.1: 5).
+	ErrNotAuthorized = errors.New("not authorized")
+	// ErrNoCredentials makes the client anonymous if AllowAnonymous is set,
+	// otherwise it is rejected with CONNACK 0x87.
+	ErrNoCredentials = errors.New("no credentials")
+)
+
+// Errors returned by Server methods.
+var (
+	// ErrServerClosed is returned by Publish and Serve once Close was called.
+	ErrServerClosed = errors.New("broker: server closed")
+	// ErrInvalidTopic is returned by Publish for an invalid topic name.
+	ErrInvalidTopic = errors.New("broker: invalid topic name")
+	// ErrInvalidQoS is returned by Publish for a QoS above 1.
+	ErrInvalidQoS = errors.New("broker: unsupported QoS")
+)
+
+// Authenticator decides who a connecting client is. Any error other than the
+// sentinel errors above rejects the client with CONNACK 0x88 (server
+// unavailable).
+type Authenticator interface {
+	Authenticate(ctx context.Context, c *ConnectInfo) (*Principal, error)
+}
+
+// Authorizer confines principals. A denied PUBLISH is answered with a v5
+// PUBACK 0x87 for QoS 1 (QoS 0 is dropped); for 3.1.1 it is dropped silently
+// (a QoS 1 PUBACK is still sent). A denied subscription gets a SUBACK failure
+// code (v5 0x87, 3.1.1 0x80). Topics starting with '$' are publishable only
+// when an Authorizer exists and allows them.
+type Authorizer interface {
+	CanPublish(p *Principal, topic string) bool
+	CanSubscribe(p *Principal, filter string) bool
+}
+
+// Message is an accepted application message given to the Hook. Fields alias
+// connection buffers and are valid only during the OnPublish call; copy what
+// you keep.
+type Message struct {
+	Topic      string
+	Payload    []byte
+	QoS        byte
+	Retain     bool
+	ClientID   string
+	Principal  *Principal
+	Received   time.Time
+	Properties *packets.Properties // may be nil (3.1.1)
+}
+
+// PublishHook sees every PUBLISH accepted from a client (after
+// authorization), and every will message published for a client. It is
+// called from the client's read loop with all publishes decoded in one read
+// pass, after they were routed to subscribers. QoS 1 PUBACKs for the batch
+// are sent only after OnPublish returns nil. On error, v5 clients get PUBACK
+// 0x80 for the QoS 1 messages of the batch and 3.1.1 clients are
+// disconnected (they resend). A slow hook slows down only that connection.
+type PublishHook interface {
+	OnPublish(ctx context.Context, batch []*Message) error
+}
+
+// Stats are cumulative counters and current gauges of a Server.
+type Stats struct {
+	Connections     int64 // currently connected clients
+	ConnectsTotal   int64 // accepted CONNECTs since start
+	Sessions        int64 // sessions held, online and offline
+	Subscriptions   int64 // subscriptions held
+	Retained        int64 // retained messages held
+	MessagesIn      int64 // PUBLISH accepted from clients and Publish calls
+	MessagesOut     int64 // PUBLISH handed to connections
+	BytesIn         int64
+	BytesOut        int64
+	Dropped         int64 // sum of the Dropped* counters
+	DroppedSlow     int64 // QoS 0 dropped because a connection's output was full
+	DroppedQueue    int64 // queued messages dropped because a session queue was full
+	DroppedTooLarge int64 // messages bigger than the client's Maximum Packet Size
+	DroppedExpired  int64 // queued messages whose Message Expiry Interval passed
+	Denied          int64 // publishes and subscriptions refused by the Authorizer
+	AuthFailures    int64 // rejected CONNECTs
+	ProtocolErrors  int64 // connections closed for malformed or illegal input
+	Panics          int64 // connection goroutines recovered from a panic
+}
