@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -58,5 +59,21 @@ func BenchmarkAddRemove(b *testing.B) {
 	for b.Loop() {
 		tr.Add("devices/x/command", -9)
 		tr.Remove("devices/x/command", -9)
+	}
+}
+
+// BenchmarkFleetMemory reports the heap held per subscription for a trie
+// of 100k devices/{id}/command subscriptions.
+func BenchmarkFleetMemory(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := fleet(n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/sub")
+		runtime.KeepAlive(tr)
 	}
 }

@@ -14,6 +14,10 @@ type Trie[V comparable] struct {
 	n    int
 }
 
+// maxKids is the number of literal children kept in a slice before a
+// node switches to a map; most nodes of a device fleet have one child.
+const maxKids = 8
+
 // indexThreshold is the number of values on one node above which a map
 // index is kept so Add and Remove stay O(1) for popular filters.
 const indexThreshold = 16
@@ -21,7 +25,8 @@ const indexThreshold = 16
 type node[V comparable] struct {
 	parent   *node[V]
 	level    string // this node's level in its parent's children
-	children map[string]*node[V]
+	kids     []*node[V]          // literal children while few
+	children map[string]*node[V] // literal children once more than maxKids
 	plus     *node[V] // "+" child
 	hash     *node[V] // "#" child
 	filter   string   // the full filter ending here (set when vals non-empty)
@@ -118,10 +123,7 @@ func (t *Trie[V]) Remove(filter string, v V) bool {
 		case p.hash == n:
 			p.hash = nil
 		default:
-			delete(p.children, n.level)
-			if len(p.children) == 0 {
-				p.children = nil
-			}
+			p.removeKid(n)
 		}
 		n = p
 	}
@@ -165,10 +167,62 @@ func (n *node[V]) match(topic string, pos int, dollar bool, fn func(string, V) b
 			return false
 		}
 	}
-	if c := n.children[topic[pos:end]]; c != nil {
+	if c := n.kid(topic[pos:end]); c != nil {
 		return c.match(topic, end+1, dollar, fn)
 	}
 	return true
+}
+
+// kid returns the literal child for level, or nil.
+func (n *node[V]) kid(level string) *node[V] {
+	if n.children != nil {
+		return n.children[level]
+	}
+	for _, k := range n.kids {
+		if k.level == level {
+			return k
+		}
+	}
+	return nil
+}
+
+func (n *node[V]) addKid(c *node[V]) {
+	if n.children != nil {
+		n.children[c.level] = c
+		return
+	}
+	if len(n.kids) < maxKids {
+		n.kids = append(n.kids, c)
+		return
+	}
+	n.children = make(map[string]*node[V], len(n.kids)+1)
+	for _, k := range n.kids {
+		n.children[k.level] = k
+	}
+	n.children[c.level] = c
+	n.kids = nil
+}
+
+func (n *node[V]) removeKid(c *node[V]) {
+	if n.children != nil {
+		delete(n.children, c.level)
+		if len(n.children) == 0 {
+			n.children = nil
+		}
+		return
+	}
+	for i, k := range n.kids {
+		if k == c {
+			last := len(n.kids) - 1
+			n.kids[i] = n.kids[last]
+			n.kids[last] = nil
+			n.kids = n.kids[:last]
+			break
+		}
+	}
+	if len(n.kids) == 0 {
+		n.kids = nil
+	}
 }
 
 func (n *node[V]) emit(fn func(string, V) bool) bool {
@@ -194,14 +248,10 @@ func (n *node[V]) child(level string, create bool) *node[V] {
 		}
 		return n.hash
 	}
-	c := n.children[level]
+	c := n.kid(level)
 	if c == nil && create {
-		if n.children == nil {
-			n.children = make(map[string]*node[V])
-		}
-		level = strings.Clone(level)
-		c = &node[V]{parent: n, level: level}
-		n.children[level] = c
+		c = &node[V]{parent: n, level: strings.Clone(level)}
+		n.addKid(c)
 	}
 	return c
 }
@@ -222,7 +272,7 @@ func (n *node[V]) find(v V) int {
 }
 
 func (n *node[V]) empty() bool {
-	return len(n.vals) == 0 && len(n.children) == 0 && n.plus == nil && n.hash == nil
+	return len(n.vals) == 0 && len(n.kids) == 0 && len(n.children) == 0 && n.plus == nil && n.hash == nil
 }
 
 // levelEnd returns the index of the '/' ending the level that starts at

@@ -317,3 +317,34 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestManyChildren crosses the slice-to-map threshold for literal children
+// in both directions.
+func TestManyChildren(t *testing.T) {
+	tr := New[int]()
+	const n = 3 * maxKids
+	for i := range n {
+		tr.Add(fmt.Sprintf("x/%d", i), i)
+	}
+	for i := range n {
+		if got := matches(tr, fmt.Sprintf("x/%d", i)); len(got) != 1 || got[0] != fmt.Sprintf("x/%d=%d", i, i) {
+			t.Fatalf("x/%d: %v", i, got)
+		}
+	}
+	if got := matches(tr, fmt.Sprintf("x/%d", n)); len(got) != 0 {
+		t.Fatalf("unexpected match %v", got)
+	}
+	for i := range n {
+		if !tr.Remove(fmt.Sprintf("x/%d", i), i) {
+			t.Fatalf("remove x/%d", i)
+		}
+		for j := i + 1; j < n; j++ {
+			if len(matches(tr, fmt.Sprintf("x/%d", j))) != 1 {
+				t.Fatalf("x/%d lost after removing x/%d", j, i)
+			}
+		}
+	}
+	if tr.Len() != 0 || !tr.root.empty() {
+		t.Fatalf("len %d, root empty %v", tr.Len(), tr.root.empty())
+	}
+}
