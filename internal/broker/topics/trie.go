@@ -24,12 +24,12 @@ const indexThreshold = 16
 
 type node[V comparable] struct {
 	parent   *node[V]
-	level    string // this node's level in its parent's children
+	level    string              // this node's level in its parent's children
 	kids     []*node[V]          // literal children while few
 	children map[string]*node[V] // literal children once more than maxKids
-	plus     *node[V] // "+" child
-	hash     *node[V] // "#" child
-	filter   string   // the full filter ending here (set when vals non-empty)
+	plus     *node[V]            // "+" child
+	hash     *node[V]            // "#" child
+	filter   string              // the full filter ending here (set when vals non-empty)
 	vals     []V
 	idx      map[V]int // position in vals, when len(vals) > indexThreshold
 }
