@@ -104,8 +104,11 @@ func (c *conn) finish() {
 	c.outMu.Lock()
 	c.outClosed = true
 	started := c.started
-	pending := c.out
-	c.out = nil
+	var pending []byte
+	if !started {
+		pending = c.out
+		c.out = nil
+	}
 	c.outMu.Unlock()
 	if started {
 		c.signal()

@@ -297,7 +297,7 @@ func (r *rawClient) expectClosed() []byte {
 			if errors.As(err, &ne) && ne.Timeout() {
 				r.t.Fatal("connection not closed by the server")
 			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				r.t.Logf("read error: %v", err)
 			}
 			return types
