@@ -485,4 +485,3 @@ func listBlocks(root string) ([]blockFile, error) {
 	slices.SortFunc(out, func(a, b blockFile) int { return cmp.Compare(a.seq, b.seq) })
 	return out, nil
 }
-
