@@ -28,7 +28,13 @@ type rawConn struct {
 	big     []byte // body buffer for packets larger than the read buffer
 	// serverKeepAlive is the MQTT 5 Server Keep Alive from CONNACK, if any.
 	serverKeepAlive uint16
+	// maxPacket bounds accepted packets; 0 means defaultMaxPacket.
+	maxPacket int
 }
+
+// defaultMaxPacket bounds the packets the load generator accepts, so a
+// broker cannot make it allocate arbitrarily much.
+const defaultMaxPacket = 16 << 20
 
 // connectConfig describes one connection to open.
 type connectConfig struct {
@@ -188,7 +194,11 @@ func (c *rawConn) readPacket() (packets.FixedHeader, []byte, error) {
 			return h, nil, err
 		}
 		var ok bool
-		h, ok, err = packets.ParseFixedHeader(b, 0)
+		limit := c.maxPacket
+		if limit == 0 {
+			limit = defaultMaxPacket
+		}
+		h, ok, err = packets.ParseFixedHeader(b, limit)
 		if err != nil {
 			return h, nil, err
 		}
