@@ -346,3 +346,12 @@ func u16(v uint16) *uint16 { return &v }
 func u8(v byte) *byte      { return &v }
 
 func uniq(t testing.TB, s string) string { return fmt.Sprintf("%s-%s", s, t.Name()) }
+
+func listen(t testing.TB) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, ln.Addr().String()
+}
