@@ -37,7 +37,7 @@ type Store interface {
 const Component = "registry"
 
 // migrations is the registry schema, append-only. The SQL sticks to what
-// SQLite and PostgreSQL both accept. Timestamps are Unix nanoseconds.
+// SQLite and PostgreSQL both accept. Timestamps are Unix microseconds.
 var migrations = []string{
 	`CREATE TABLE things (
 		name       TEXT   NOT NULL PRIMARY KEY,
@@ -86,7 +86,7 @@ func (s *SQLStore) InsertThing(ctx context.Context, t Thing, passwordHash []byte
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO things (name, type, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		 ON CONFLICT (name) DO NOTHING`,
-		t.Name, t.Type, attrs, t.CreatedAt.UnixNano(), t.UpdatedAt.UnixNano())
+		t.Name, t.Type, attrs, t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("insert thing: %w", err)
 	}
@@ -97,7 +97,7 @@ func (s *SQLStore) InsertThing(ctx context.Context, t Thing, passwordHash []byte
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO thing_passwords (thing, hash, created_at) VALUES (?, ?, ?)`,
-		t.Name, string(passwordHash), t.CreatedAt.UnixNano()); err != nil {
+		t.Name, string(passwordHash), t.CreatedAt.UnixMicro()); err != nil {
 		return fmt.Errorf("insert password: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -160,7 +160,7 @@ func (s *SQLStore) DeleteThing(ctx context.Context, name string) error {
 // SetPassword implements Store.
 func (s *SQLStore) SetPassword(ctx context.Context, name string, passwordHash []byte, at time.Time) error {
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE thing_passwords SET hash = ?, created_at = ? WHERE thing = ?`, string(passwordHash), at.UnixNano(), name)
+		`UPDATE thing_passwords SET hash = ?, created_at = ? WHERE thing = ?`, string(passwordHash), at.UnixMicro(), name)
 	if err != nil {
 		return fmt.Errorf("update password: %w", err)
 	}
@@ -197,8 +197,8 @@ func scanThing(sc scanner, extra ...any) (Thing, error) {
 			return Thing{}, fmt.Errorf("read thing %q: attributes: %w", t.Name, err)
 		}
 	}
-	t.CreatedAt = time.Unix(0, created).UTC()
-	t.UpdatedAt = time.Unix(0, updated).UTC()
+	t.CreatedAt = time.UnixMicro(created).UTC()
+	t.UpdatedAt = time.UnixMicro(updated).UTC()
 	return t, nil
 }
 

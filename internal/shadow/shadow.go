@@ -1,0 +1,489 @@
+package shadow
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Sentinel errors, tested with errors.Is; returned errors wrap them with the
+// operation and thing.
+var (
+	// ErrNotFound reports that the thing never reported state (or its
+	// state was deleted).
+	ErrNotFound = errors.New("shadow: no reported state")
+	// ErrTooLarge reports that applying an update would make the document
+	// exceed Options.MaxDocumentBytes; the document is unchanged.
+	ErrTooLarge = errors.New("shadow: document too large")
+	// ErrInvalid reports an unusable thing name or patch (nesting too
+	// deep, a number that JSON cannot hold, a value that is not JSON).
+	ErrInvalid = errors.New("shadow: invalid update")
+	// ErrClosed reports a call after Close.
+	ErrClosed = errors.New("shadow: store closed")
+)
+
+// State is a thing's reported state.
+type State struct {
+	Thing    string         `json:"thing"`
+	Reported map[string]any `json:"reported"`
+	Version  int64          `json:"version"`
+	// UpdatedAt is the server time of the last update.
+	UpdatedAt time.Time `json:"updated_at"`
+	// Timestamp is the device's timestamp of the last report; zero when
+	// that report carried none.
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// Defaults and bounds of Options.
+const (
+	DefaultMaxDocumentBytes   = 8192
+	DefaultMaxDepth           = 16
+	DefaultFlushInterval      = 100 * time.Millisecond
+	DefaultMaxCachedDocuments = 100_000
+	// MaxThingLen bounds thing names (the registry allows 128 characters).
+	MaxThingLen = 128
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// Logger receives operational messages (failed background flushes);
+	// nil discards them.
+	Logger *slog.Logger
+	// MaxDocumentBytes bounds the JSON encoding of a reported document;
+	// 0 means DefaultMaxDocumentBytes.
+	MaxDocumentBytes int
+	// MaxDepth bounds the nesting of objects and arrays in a document (the
+	// top-level object is depth 1); 0 means DefaultMaxDepth.
+	MaxDepth int
+	// FlushInterval is how often changed documents are written to the
+	// database; 0 means DefaultFlushInterval. It bounds what a crash loses.
+	FlushInterval time.Duration
+	// MaxCachedDocuments is how many documents are kept in memory before
+	// unchanged ones are evicted; 0 means DefaultMaxCachedDocuments.
+	MaxCachedDocuments int
+}
+
+const numShards = 64
+
+// Store holds the reported state of every thing. It is safe for concurrent
+// use. Close it to flush pending changes.
+type Store struct {
+	backend   Backend
+	log       *slog.Logger
+	maxBytes  int
+	maxDepth  int
+	maxCached int
+	interval  time.Duration
+	now       func() time.Time
+	seed      maphash.Seed
+
+	shards [numShards]shard
+
+	// flushMu serializes flushes, evictions and deletes, so a delete never
+	// races with an in-flight batch that still holds the old document.
+	flushMu sync.Mutex
+
+	// closeMu is held shared by every update and exclusively by Close, so
+	// no update can slip in after the final flush.
+	closeMu sync.RWMutex
+	closed  bool
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type shard struct {
+	mu    sync.Mutex
+	m     map[string]*entry
+	dirty map[*entry]struct{}
+}
+
+// entry is one thing's document. Fields below mu are guarded by it; queued
+// is guarded by the shard's mutex.
+type entry struct {
+	thing string
+
+	mu        sync.Mutex
+	loaded    bool // doc reflects the database (plus later updates)
+	evicted   bool // removed from the shard map; look the thing up again
+	exists    bool
+	doc       map[string]any // never mutated once stored: updates copy on write
+	raw       []byte         // JSON encoding of doc
+	version   int64
+	persisted int64 // version known to be in the database
+	updatedAt time.Time
+	ts        time.Time
+
+	queued bool
+}
+
+// New returns a Store persisting to db (see internal/store.OpenSQLite). It
+// migrates the shadow schema first and starts the background flusher.
+func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+	b, err := NewSQLBackend(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithBackend(b, opts)
+}
+
+// NewWithBackend returns a Store persisting to b and starts the background
+// flusher.
+func NewWithBackend(b Backend, opts Options) (*Store, error) {
+	if b == nil {
+		return nil, errors.New("shadow: nil backend")
+	}
+	s := &Store{
+		backend:   b,
+		log:       opts.Logger,
+		maxBytes:  opts.MaxDocumentBytes,
+		maxDepth:  opts.MaxDepth,
+		maxCached: opts.MaxCachedDocuments,
+		interval:  opts.FlushInterval,
+		now:       time.Now,
+		seed:      maphash.MakeSeed(),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBytes <= 0 {
+		s.maxBytes = DefaultMaxDocumentBytes
+	}
+	if s.maxDepth <= 0 {
+		s.maxDepth = DefaultMaxDepth
+	}
+	if s.maxCached <= 0 {
+		s.maxCached = DefaultMaxCachedDocuments
+	}
+	if s.interval <= 0 {
+		s.interval = DefaultFlushInterval
+	}
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]*entry)
+		s.shards[i].dirty = make(map[*entry]struct{})
+	}
+	go s.run()
+	return s, nil
+}
+
+// UpdateReported merges patch into the reported state of thing (see the
+// package documentation for the merge rules), bumps the version and returns
+// the new state. deviceTime is the device's own timestamp of the report, or
+// the zero time. The change is durable after the next flush.
+func (s *Store) UpdateReported(ctx context.Context, thing string, patch map[string]any, deviceTime time.Time) (State, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return State{}, fmt.Errorf("shadow: update %s: %w", quote(thing), ErrClosed)
+	}
+	if err := validThing(thing); err != nil {
+		return State{}, fmt.Errorf("shadow: update: %w", err)
+	}
+	norm, err := normalizePatch(patch, s.maxDepth)
+	if err != nil {
+		return State{}, fmt.Errorf("shadow: update %q: %w", thing, err)
+	}
+	e := s.lockEntry(thing)
+	defer e.mu.Unlock()
+	if err := s.load(ctx, e); err != nil {
+		return State{}, fmt.Errorf("shadow: update %q: %w", thing, err)
+	}
+	doc := merge(e.doc, norm)
+	raw, err := encode(doc)
+	if err != nil {
+		return State{}, fmt.Errorf("shadow: update %q: %w: %w", thing, ErrInvalid, err)
+	}
+	if len(raw) > s.maxBytes {
+		return State{}, fmt.Errorf("shadow: update %q: %w: %d bytes, limit %d", thing, ErrTooLarge, len(raw), s.maxBytes)
+	}
+	e.doc, e.raw, e.exists = doc, raw, true
+	e.version++
+	e.updatedAt = s.now().UTC().Truncate(time.Microsecond)
+	e.ts = time.Time{}
+	if !deviceTime.IsZero() {
+		e.ts = deviceTime.UTC().Truncate(time.Microsecond)
+	}
+	s.markDirty(e)
+	return e.state(), nil
+}
+
+// Get returns the reported state of thing; ErrNotFound if it never reported.
+func (s *Store) Get(ctx context.Context, thing string) (State, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return State{}, fmt.Errorf("shadow: get %s: %w", quote(thing), ErrClosed)
+	}
+	if validThing(thing) != nil {
+		return State{}, fmt.Errorf("shadow: get %s: %w", quote(thing), ErrNotFound)
+	}
+	e := s.lockEntry(thing)
+	defer e.mu.Unlock()
+	if err := s.load(ctx, e); err != nil {
+		return State{}, fmt.Errorf("shadow: get %q: %w", thing, err)
+	}
+	if !e.exists {
+		return State{}, fmt.Errorf("shadow: get %q: %w", thing, ErrNotFound)
+	}
+	return e.state(), nil
+}
+
+// Delete removes the state of thing, durably, and resets its version: a
+// later report starts again at version 1. ErrNotFound if there was none.
+func (s *Store) Delete(ctx context.Context, thing string) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("shadow: delete %s: %w", quote(thing), ErrClosed)
+	}
+	if validThing(thing) != nil {
+		return fmt.Errorf("shadow: delete %s: %w", quote(thing), ErrNotFound)
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	e := s.lockEntry(thing)
+	defer e.mu.Unlock()
+	existed, err := s.backend.Delete(ctx, thing)
+	if err != nil {
+		return fmt.Errorf("shadow: delete %q: %w", thing, err)
+	}
+	existed = existed || e.exists
+	// The entry stays cached as "no state", so a concurrent report cannot
+	// reload the old row.
+	e.loaded, e.exists = true, false
+	e.doc, e.raw = nil, nil
+	e.version, e.persisted = 0, 0
+	e.updatedAt, e.ts = time.Time{}, time.Time{}
+	if !existed {
+		return fmt.Errorf("shadow: delete %q: %w", thing, ErrNotFound)
+	}
+	return nil
+}
+
+// Flush writes every changed document to the database in one transaction.
+// The background flusher calls it every Options.FlushInterval; call it to
+// make all acknowledged updates durable now.
+func (s *Store) Flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+// Close stops the background flusher and flushes pending changes. Calls
+// made after Close fail with ErrClosed. It does not close the database.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
+		close(s.stop)
+	})
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return fmt.Errorf("shadow: close: %w", ctx.Err())
+	}
+	if err := s.Flush(ctx); err != nil {
+		return fmt.Errorf("shadow: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.flushMu.Lock()
+			if err := s.flushLocked(context.Background()); err != nil {
+				s.log.Warn("shadow flush failed; retrying on the next tick", slog.Any("err", err))
+			}
+			s.evictLocked()
+			s.flushMu.Unlock()
+		}
+	}
+}
+
+func (s *Store) shardOf(thing string) *shard {
+	return &s.shards[maphash.String(s.seed, thing)%numShards]
+}
+
+// lockEntry returns thing's entry, created if needed, with its mutex held.
+func (s *Store) lockEntry(thing string) *entry {
+	sh := s.shardOf(thing)
+	for {
+		sh.mu.Lock()
+		e := sh.m[thing]
+		if e == nil {
+			e = &entry{thing: thing}
+			sh.m[thing] = e
+		}
+		sh.mu.Unlock()
+		e.mu.Lock()
+		if !e.evicted {
+			return e
+		}
+		e.mu.Unlock()
+	}
+}
+
+// load reads e from the backend unless already loaded. e.mu is held.
+func (s *Store) load(ctx context.Context, e *entry) error {
+	if e.loaded {
+		return nil
+	}
+	rec, found, err := s.backend.Load(ctx, e.thing)
+	if err != nil {
+		return err
+	}
+	e.loaded = true
+	if !found {
+		return nil
+	}
+	doc, err := decode(rec.Reported)
+	if err != nil {
+		e.loaded = false
+		return fmt.Errorf("stored document: %w", err)
+	}
+	e.exists = true
+	e.doc, e.raw = doc, rec.Reported
+	e.version, e.persisted = rec.Version, rec.Version
+	e.updatedAt, e.ts = rec.UpdatedAt, rec.Timestamp
+	return nil
+}
+
+// markDirty queues e for the next flush. e.mu is held.
+func (s *Store) markDirty(e *entry) {
+	sh := s.shardOf(e.thing)
+	sh.mu.Lock()
+	if !e.queued {
+		e.queued = true
+		sh.dirty[e] = struct{}{}
+	}
+	sh.mu.Unlock()
+}
+
+func (s *Store) flushLocked(ctx context.Context) error {
+	var batch []*entry
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for e := range sh.dirty {
+			e.queued = false
+			batch = append(batch, e)
+		}
+		clear(sh.dirty)
+		sh.mu.Unlock()
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	recs := make([]Record, 0, len(batch))
+	written := batch[:0]
+	for _, e := range batch {
+		e.mu.Lock()
+		if e.exists && e.version != e.persisted {
+			recs = append(recs, Record{Thing: e.thing, Reported: e.raw, Version: e.version, UpdatedAt: e.updatedAt, Timestamp: e.ts})
+			written = append(written, e)
+		}
+		e.mu.Unlock()
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := s.backend.Save(ctx, recs); err != nil {
+		for _, e := range written {
+			e.mu.Lock()
+			s.markDirty(e)
+			e.mu.Unlock()
+		}
+		return fmt.Errorf("shadow: flush %d documents: %w", len(recs), err)
+	}
+	for i, e := range written {
+		e.mu.Lock()
+		e.persisted = recs[i].Version
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// evictLocked drops unchanged documents from memory while more than
+// maxCached are cached. flushMu is held.
+func (s *Store) evictLocked() {
+	total := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		total += len(sh.m)
+		sh.mu.Unlock()
+	}
+	over := total - s.maxCached
+	for i := 0; i < numShards && over > 0; i++ {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.m {
+			if over <= 0 {
+				break
+			}
+			if e.queued || !e.mu.TryLock() {
+				continue
+			}
+			if e.version == e.persisted {
+				e.evicted = true
+				delete(sh.m, k)
+				over--
+			}
+			e.mu.Unlock()
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// cached reports how many documents are in memory (for tests).
+func (s *Store) cached() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// state returns a copy of e's state that the caller may modify. e.mu is held.
+func (e *entry) state() State {
+	return State{
+		Thing:     e.thing,
+		Reported:  cloneMap(e.doc),
+		Version:   e.version,
+		UpdatedAt: e.updatedAt,
+		Timestamp: e.ts,
+	}
+}
+
+func validThing(thing string) error {
+	if thing == "" || len(thing) > MaxThingLen {
+		return fmt.Errorf("%w: thing name must be 1 to %d bytes, got %d", ErrInvalid, MaxThingLen, len(thing))
+	}
+	return nil
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		return fmt.Sprintf("%q...", s[:64])
+	}
+	return fmt.Sprintf("%q", s)
+}
