@@ -37,7 +37,7 @@ const Component = "shadow"
 
 // migrations is the shadow schema, append-only, in SQL that SQLite and
 // PostgreSQL both accept. Timestamps are Unix microseconds. The desired and
-// metadata columns and the shadow name (named shadows; ” is the classic
+// metadata columns and the shadow name (named shadows; the empty name is the classic
 // shadow) are reserved for full shadows.
 var migrations = []string{
 	`CREATE TABLE shadows (
