@@ -155,12 +155,22 @@ func readRecords(r io.Reader, fn func([]byte) error) error {
 		if n == 0 || n > maxRecordSize {
 			return fmt.Errorf("%w: record length %d", ErrCorrupt, n)
 		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return fmt.Errorf("%w: torn record", ErrCorrupt)
+		if cap(buf) >= int(n) || n <= 1<<20 {
+			if cap(buf) < int(n) {
+				buf = make([]byte, n)
+			}
+			buf = buf[:n]
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return fmt.Errorf("%w: torn record", ErrCorrupt)
+			}
+		} else {
+			// A large length may be garbage: grow with the data actually
+			// present instead of trusting it for one big allocation.
+			b, err := io.ReadAll(io.LimitReader(r, int64(n)))
+			if err != nil || len(b) != int(n) {
+				return fmt.Errorf("%w: torn record", ErrCorrupt)
+			}
+			buf = b
 		}
 		if crc32.Checksum(buf, castagnoli) != sum {
 			return fmt.Errorf("%w: record checksum mismatch", ErrCorrupt)
