@@ -35,9 +35,10 @@ func BenchmarkVerifyPassword(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		ttl  time.Duration
-	}{{"cached", 0}, {"uncached", -1}} {
+		cost int
+	}{{"cached", 0, 0}, {"uncached", -1, 0}, {"uncached-cost4", -1, 4}} {
 		b.Run(bc.name, func(b *testing.B) {
-			r, creds := benchRegistry(b, registry.Options{CacheTTL: bc.ttl})
+			r, creds := benchRegistry(b, registry.Options{CacheTTL: bc.ttl, HashCost: bc.cost})
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
