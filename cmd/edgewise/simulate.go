@@ -58,6 +58,9 @@ status 1 when nothing could be sent. --duration 0 runs until interrupted.`,
 			defer stop()
 			out := cmd.OutOrStdout()
 			o.OnReport = func(r loadgen.SimReport) { fmt.Fprintln(out, r) }
+			o.OnConnected = func(connected, devices int, took time.Duration) {
+				fmt.Fprintf(out, "connected %d of %d devices in %s\n", connected, devices, took.Round(time.Millisecond))
+			}
 			rate := o.Rate
 			if rate == 0 {
 				rate = float64(o.Devices)

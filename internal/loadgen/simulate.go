@@ -57,6 +57,10 @@ type SimOptions struct {
 	// ids only (for brokers that allow it).
 	Registry Registry
 
+	// OnConnected, if set, is called once every device has made its first
+	// connection attempt, just before publishing (and Duration) starts.
+	OnConnected func(connected, devices int, took time.Duration)
+
 	ReportInterval time.Duration   // default 1 s
 	OnReport       func(SimReport) // called every ReportInterval and once at the end
 	StateEvery     int             // telemetry messages between state reports; default 60
@@ -202,8 +206,10 @@ type simDevice struct {
 
 // RunSimulation provisions opts.Devices things (unless Registry is nil),
 // connects one MQTT client per device and publishes telemetry at
-// opts.Rate until opts.Duration has passed or ctx ends. It returns the
-// final report; the error wraps ErrNothingSent when no message went out.
+// opts.Rate until opts.Duration has passed or ctx ends. Connections are
+// set up (ConnectConcurrency at a time) before the schedule and the
+// duration start. It returns the final report; the error wraps
+// ErrNothingSent when no message went out.
 func RunSimulation(ctx context.Context, opts SimOptions) (SimReport, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -216,23 +222,39 @@ func RunSimulation(ctx context.Context, opts SimOptions) (SimReport, error) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	begin := time.Now()
-	if o.Duration > 0 {
-		runCtx, cancel = context.WithDeadline(ctx, begin.Add(o.Duration))
-		defer cancel()
-	}
 	// Each device sends every interval; device i is offset by i/N of it,
 	// so the whole fleet's stream is evenly spaced.
 	interval := time.Duration(float64(len(devices)) / o.Rate * float64(time.Second))
 	connSem := make(chan struct{}, o.ConnectConcurrency)
-	var wg sync.WaitGroup
+	gate := &startGate{open: make(chan struct{})}
+	var wg, attempted sync.WaitGroup
+	connectStart := time.Now()
 	for i, d := range devices {
 		d.slot = time.Duration(int64(interval) * int64(i) / int64(len(devices)))
 		wg.Add(1)
+		attempted.Add(1)
 		go func() {
 			defer wg.Done()
-			d.run(runCtx, &o, &st, begin, interval, connSem)
+			d.run(runCtx, &o, &st, gate, interval, connSem, attempted.Done)
 		}()
+	}
+	// The schedule and the duration start once every device has made its
+	// first connection attempt; devices that failed keep retrying.
+	allTried := make(chan struct{})
+	go func() { attempted.Wait(); close(allTried) }()
+	select {
+	case <-allTried:
+	case <-ctx.Done():
+	}
+	begin := time.Now()
+	gate.begin = begin
+	close(gate.open)
+	if o.OnConnected != nil {
+		o.OnConnected(int(st.connected.Load()), len(devices), begin.Sub(connectStart))
+	}
+	if o.Duration > 0 {
+		stopAt := time.AfterFunc(o.Duration, cancel)
+		defer stopAt.Stop()
 	}
 
 	report := func(final bool, prev *SimReport, last time.Time) SimReport {
@@ -292,7 +314,7 @@ loop:
 	}
 	final := report(true, nil, begin)
 	// Devices stop when runCtx ends; the final period is the publishing time.
-	if o.Duration > 0 && final.Elapsed > o.Duration {
+	if o.Duration > 0 && final.Elapsed > o.Duration && ctx.Err() == nil {
 		final.Period = o.Duration
 		if s := final.Period.Seconds(); s > 0 {
 			final.Rate = float64(final.Sent) / s
@@ -353,12 +375,22 @@ func provision(ctx context.Context, o *SimOptions, st *simStats) ([]*simDevice, 
 	return ok, nil
 }
 
-// run keeps the device connected and publishing until ctx ends.
-func (d *simDevice) run(ctx context.Context, o *SimOptions, st *simStats, begin time.Time, interval time.Duration, connSem chan struct{}) {
+// startGate holds devices back until the fleet's schedule begins.
+type startGate struct {
+	open  chan struct{}
+	begin time.Time // written before open is closed
+}
+
+// run keeps the device connected and publishing until ctx ends. It calls
+// tried once, after the first connection attempt.
+func (d *simDevice) run(ctx context.Context, o *SimOptions, st *simStats, gate *startGate, interval time.Duration, connSem chan struct{}, tried func()) {
 	d.start = time.Now()
+	var once sync.Once
+	defer once.Do(tried)
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		cli, err := d.connect(ctx, o, st, connSem)
+		once.Do(tried)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -372,7 +404,12 @@ func (d *simDevice) run(ctx context.Context, o *SimOptions, st *simStats, begin 
 		}
 		backoff = 250 * time.Millisecond
 		st.connected.Add(1)
-		d.publishLoop(ctx, cli, o, st, begin, interval)
+		select {
+		case <-gate.open:
+			d.publishLoop(ctx, cli, o, st, gate.begin, interval)
+		case <-ctx.Done():
+		case <-cli.Done():
+		}
 		st.connected.Add(^uint64(0))
 		select {
 		case <-cli.Done():

@@ -149,6 +149,11 @@ func TestSimulateEdgewiseBroker(t *testing.T) {
 		r, err := RunSimulation(ctx, SimOptions{
 			Broker: addr, Devices: 4, Rate: 40, QoS: 1, Registry: reg,
 			ReportInterval: 100 * time.Millisecond, StateEvery: 5,
+			OnConnected: func(c, n int, _ time.Duration) {
+				if c != 4 || n != 4 {
+					t.Errorf("OnConnected(%d, %d), want 4 of 4", c, n)
+				}
+			},
 			OnReport: func(r SimReport) { mu.Lock(); reports = append(reports, r); mu.Unlock() },
 		})
 		out <- outcome{r, err}
