@@ -1,0 +1,22 @@
+// Package api owns the HTTP JSON API: routing, bearer-token
+// authentication, request validation, and the mapping of subsystem errors
+// to stable error codes. Every error response has the shape
+//
+//	{"error": {"code": "not_found", "message": "thing \"d1\" not found"}}
+//
+// with codes bad_request (400), unauthorized (401), not_found (404),
+// conflict (409), payload_too_large (413), unsupported_media_type (415),
+// unavailable (503) and internal (500).
+//
+// Routes (all but /healthz need "Authorization: Bearer <token>"):
+//
+//	GET    /healthz
+//	GET    /api/v1/stats
+//	POST   /api/v1/things                     create; returns credentials once
+//	GET    /api/v1/things?limit=&after=&type= list, paginated by name
+//	GET    /api/v1/things/{name}
+//	DELETE /api/v1/things/{name}
+//	POST   /api/v1/things/{name}/credentials  rotate the device password
+//	GET    /api/v1/things/{name}/state        reported state
+//	GET    /api/v1/things/{name}/telemetry?field=&start=&stop=&every=&fn=&limit=
+package api

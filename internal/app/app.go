@@ -1,0 +1,298 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/edgewise-iot/edgewise/internal/api"
+	"github.com/edgewise-iot/edgewise/internal/auth"
+	"github.com/edgewise-iot/edgewise/internal/broker"
+	"github.com/edgewise-iot/edgewise/internal/config"
+	"github.com/edgewise-iot/edgewise/internal/ingest"
+	"github.com/edgewise-iot/edgewise/internal/registry"
+	"github.com/edgewise-iot/edgewise/internal/shadow"
+	"github.com/edgewise-iot/edgewise/internal/store"
+	"github.com/edgewise-iot/edgewise/internal/tsdb"
+)
+
+// TokenFile is the admin token's file name inside the data directory.
+const TokenFile = "admin.token"
+
+// App is a running Edgewise server.
+type App struct {
+	cfg    config.Config
+	log    *slog.Logger
+	token  string
+	lock   *os.File
+	db     *sql.DB
+	reg    *registry.Registry
+	states *shadow.Store
+	ts     *tsdb.DB
+	ingest *ingest.Pipeline
+	broker *broker.Server
+	http   *http.Server
+	mqttLn net.Listener
+	httpLn net.Listener
+	closed sync.Once
+}
+
+// New opens the data directory and builds every subsystem, binding the
+// listeners (so their addresses are known), without serving yet. On error
+// everything opened so far is closed again.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.shutdown(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: create data dir: %w", err)
+	}
+	if a.lock, err = lockDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if a.token, err = adminToken(cfg, log); err != nil {
+		return nil, err
+	}
+	if a.db, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "registry.db")); err != nil {
+		return nil, err
+	}
+	if a.reg, err = registry.New(ctx, a.db, registry.Options{Logger: log.With("subsystem", "registry")}); err != nil {
+		return nil, err
+	}
+	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow")}); err != nil {
+		return nil, err
+	}
+	a.ts, err = tsdb.Open(ctx, tsdb.Options{
+		Dir:           filepath.Join(cfg.DataDir, "tsdb"),
+		Logger:        log.With("subsystem", "tsdb"),
+		Fsync:         tsdb.FsyncPolicy(cfg.Storage.Fsync),
+		FsyncInterval: time.Duration(cfg.Storage.FsyncInterval),
+		BlockDuration: time.Duration(cfg.Storage.BlockDuration),
+		FlushInterval: time.Duration(cfg.Storage.FlushInterval),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.ingest, err = ingest.NewPipeline(ingest.Options{
+		Logger:      log.With("subsystem", "ingest"),
+		Measurement: cfg.Ingest.Measurement,
+		Points:      a.ts,
+		State:       stateAdapter{a.states},
+	}); err != nil {
+		return nil, err
+	}
+	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg})
+	if a.broker, err = broker.New(broker.Options{
+		Logger:           log.With("subsystem", "broker"),
+		Authenticator:    au,
+		Authorizer:       au,
+		Hook:             a.ingest,
+		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
+		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
+		ReceiveMaximum:   uint16(cfg.MQTT.ReceiveMaximum),
+		MaxInflight:      cfg.MQTT.MaxInflight,
+		MaxQueued:        cfg.MQTT.MaxQueued,
+		MaxOutboundBytes: cfg.MQTT.MaxOutboundBytes,
+		ConnectTimeout:   time.Duration(cfg.MQTT.ConnectTimeout),
+	}); err != nil {
+		return nil, err
+	}
+	apiSrv, err := api.New(api.Options{
+		Logger:      log.With("subsystem", "api"),
+		Token:       a.token,
+		Registry:    a.reg,
+		States:      a.states,
+		Store:       a.ts,
+		Measurement: cfg.Ingest.Measurement,
+		Stats:       a.Stats,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.http = &http.Server{
+		Handler:           apiSrv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if a.mqttLn, err = net.Listen("tcp", cfg.MQTT.Addr); err != nil {
+		return nil, fmt.Errorf("app: MQTT listener on %s: %w", cfg.MQTT.Addr, err)
+	}
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+		return nil, fmt.Errorf("app: HTTP listener on %s: %w", cfg.HTTP.Addr, err)
+	}
+	return a, nil
+}
+
+// MQTTAddr is the bound MQTT listener address.
+func (a *App) MQTTAddr() net.Addr { return a.mqttLn.Addr() }
+
+// HTTPAddr is the bound HTTP listener address.
+func (a *App) HTTPAddr() net.Addr { return a.httpLn.Addr() }
+
+// AdminToken is the API's admin bearer token.
+func (a *App) AdminToken() string { return a.token }
+
+// Run serves until ctx is cancelled or a listener fails, then shuts down in
+// order. It returns nil after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() {
+		if err := a.broker.Serve(a.mqttLn); err != nil {
+			errc <- fmt.Errorf("app: MQTT: %w", err)
+		}
+	}()
+	go func() {
+		if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("app: HTTP: %w", err)
+		}
+	}()
+	a.log.Info("edgewise serving", "mqtt", a.MQTTAddr().String(), "http", a.HTTPAddr().String(),
+		"data", a.cfg.DataDir, "allow_anonymous", a.cfg.MQTT.AllowAnonymous, "fsync", a.cfg.Storage.Fsync)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+	case runErr = <-errc:
+		a.log.Error("listener failed; shutting down", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.shutdown(sctx); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// Close shuts down a server that was built but never run.
+func (a *App) Close(ctx context.Context) error { return a.shutdown(ctx) }
+
+func (a *App) shutdown(ctx context.Context) error {
+	var errs []error
+	a.closed.Do(func() {
+		if a.http != nil {
+			if err := a.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: HTTP shutdown: %w", err))
+			}
+		}
+		if a.httpLn != nil {
+			a.httpLn.Close() // already closed by Shutdown when it was serving
+		}
+		if a.broker != nil {
+			if err := a.broker.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: broker shutdown: %w", err))
+			}
+		}
+		if a.mqttLn != nil {
+			a.mqttLn.Close()
+		}
+		if a.ts != nil {
+			if err := a.ts.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("app: tsdb close: %w", err))
+			}
+		}
+		if a.states != nil {
+			if err := a.states.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: state close: %w", err))
+			}
+		}
+		if a.db != nil {
+			if err := a.db.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("app: registry close: %w", err))
+			}
+		}
+		if a.lock != nil {
+			a.lock.Close() // releases the flock
+		}
+		if len(errs) == 0 {
+			a.log.Info("stopped cleanly")
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Stats is the body of GET /api/v1/stats.
+func (a *App) Stats() any {
+	return map[string]any{
+		"broker": a.broker.Stats(),
+		"ingest": a.ingest.Stats(),
+		"tsdb":   a.ts.Stats(),
+	}
+}
+
+// stateAdapter narrows the shadow store to what ingest needs.
+type stateAdapter struct{ s *shadow.Store }
+
+func (s stateAdapter) UpdateReported(ctx context.Context, thing string, patch map[string]any, t time.Time) error {
+	_, err := s.s.UpdateReported(ctx, thing, patch, t)
+	return err
+}
+
+// lockDir takes an exclusive flock on DIR/LOCK so two servers never share a
+// data directory.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("app: lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("app: data dir %s is in use by another edgewise process: %w", dir, err)
+	}
+	return f, nil
+}
+
+// adminToken returns EDGEWISE_ADMIN_TOKEN, or the token kept in the data
+// dir, creating it (mode 0600) on first start.
+func adminToken(cfg config.Config, log *slog.Logger) (string, error) {
+	if cfg.AdminToken != "" {
+		log.Info("admin token taken from EDGEWISE_ADMIN_TOKEN")
+		return cfg.AdminToken, nil
+	}
+	path := filepath.Join(cfg.DataDir, TokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 16 {
+			return "", fmt.Errorf("app: %s holds no valid token (delete it to generate a new one)", path)
+		}
+		log.Info("admin token loaded", "file", path)
+		return tok, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("app: read admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("app: generate admin token: %w", err)
+	}
+	tok := hex.EncodeToString(raw)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("app: write admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("app: write admin token: %w", err)
+	}
+	log.Info("admin token generated", "file", path)
+	return tok, nil
+}

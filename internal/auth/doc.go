@@ -1,0 +1,16 @@
+// Package auth decides who may connect to the broker and what each
+// identity may touch. It implements the broker's Authenticator and
+// Authorizer on top of the registry's device credentials:
+//
+//   - a thing logs in with username = thing name and its password and may
+//     publish and subscribe only under devices/{its name}/ (its topics,
+//     with any wildcard below that level);
+//   - username "admin" with the admin API token as password is the
+//     platform's own client and may use every topic;
+//   - a client without credentials is anonymous, accepted only when the
+//     server allows anonymous access, and may use every topic that does
+//     not start with '$'.
+//
+// Thing names never contain '+', '#' or '/', so no name can widen its
+// namespace; the client id plays no part in the decision.
+package auth
