@@ -299,11 +299,16 @@ func (c *conn) readLoop() {
 	buf := small
 	defer func() { s.putReadBuf(buf) }()
 	end := 0
+	deadlineCleared := false
 	_ = c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	for {
 		if c.connected {
 			if c.keepAlive > 0 {
 				_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
+			} else if !deadlineCleared {
+				// Keep alive 0: no timeout once connected.
+				_ = c.nc.SetReadDeadline(time.Time{})
+				deadlineCleared = true
 			}
 		}
 		room := len(buf) - end

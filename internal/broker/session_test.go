@@ -253,3 +253,14 @@ func TestServerKeepAliveCap(t *testing.T) {
 		t.Fatalf("server keep alive %v", ca.Properties.ServerKeepAlive)
 	}
 }
+
+// TestKeepAliveZero checks that a client with keep alive 0 is not timed
+// out by the CONNECT deadline.
+func TestKeepAliveZero(t *testing.T) {
+	_, addr := startServer(t, Options{AllowAnonymous: true, ConnectTimeout: 100 * time.Millisecond})
+	r := dialRaw(t, addr, packets.V311)
+	r.connect(&packets.Connect{ClientID: "ka0", CleanStart: true})
+	time.Sleep(300 * time.Millisecond) // past the connect timeout (not a timing assertion)
+	r.send(packets.AppendPingreq(nil))
+	r.expect(packets.PINGRESP)
+}
