@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -155,5 +156,45 @@ func TestBenchTopology(t *testing.T) {
 				t.Fatalf("topology = %v %v %d", pt, sf, fan)
 			}
 		})
+	}
+}
+
+func TestLoopbackSpreadDial(t *testing.T) {
+	tests := []struct {
+		addr   string
+		i      int
+		wantIP string // "" = no binding
+	}{
+		{"127.0.0.1:1883", 0, "127.9.8.1"},
+		{"127.0.0.1:1883", connsPerSourceIP, "127.9.8.2"},
+		{"localhost:1883", 0, ""}, // not an IP literal
+		{"10.0.0.1:1883", 0, ""},
+		{"[::1]:1883", 0, ""},
+		{"127.0.0.1:1883", 254 * connsPerSourceIP, ""},
+	}
+	for _, tt := range tests {
+		dial := loopbackSpreadDial(tt.addr, [2]byte{9, 8}, tt.i)
+		if (dial == nil) != (tt.wantIP == "") {
+			t.Errorf("%s #%d: dial set = %v, want binding %q", tt.addr, tt.i, dial != nil, tt.wantIP)
+		}
+	}
+	// The binding really works on this host's loopback.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := loopbackSpreadDial(ln.Addr().String(), [2]byte{9, 8}, connsPerSourceIP)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.LocalAddr().(*net.TCPAddr).IP.String(); got != "127.9.8.2" {
+		t.Fatalf("source address %s, want 127.9.8.2", got)
 	}
 }

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"strconv"
@@ -16,22 +17,25 @@ import (
 const connsPerSourceIP = 20000
 
 // loopbackSpreadDial returns a dial function that, for a loopback target,
-// binds connection i to source address 127.0.0.(1 + i/connsPerSourceIP),
-// so more connections can be opened than one source address has ports.
-func loopbackSpreadDial(addr string, i int) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// binds connection i to source address 127.a.b.(1 + i/connsPerSourceIP),
+// where a.b is chosen per run (base). Each source address has its own
+// ephemeral port range, so one run, or several generator processes side by
+// side, can open more connections than one address has ports. It returns
+// nil (dial normally) for other targets.
+func loopbackSpreadDial(addr string, base [2]byte, i int) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || ip.To4() == nil || !ip.IsLoopback() || i < connsPerSourceIP {
+	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 		return nil
 	}
 	n := 1 + i/connsPerSourceIP
 	if n > 254 {
 		return nil
 	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, base[0], base[1], byte(n))}}
 	return d.DialContext
 }
 
@@ -55,13 +59,16 @@ func runConnBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			}
 		}
 	}()
+	var base [2]byte
+	_, _ = rand.Read(base[:])
+	base[0] = 1 + base[0]%254 // never 127.0.x.x, the usual client addresses
 	start := time.Now()
 	// Failures are counted, not fatal: the point is how many the broker takes.
 	_ = forEach(ctx, o.Conns, o.ConnectConcurrency, func(ctx context.Context, i int) error {
 		t0 := time.Now()
 		cfg := o.connectConfig(o.ClientIDPrefix + "c" + strconv.Itoa(i))
 		if cfg.dial == nil {
-			cfg.dial = loopbackSpreadDial(o.Addr, i)
+			cfg.dial = loopbackSpreadDial(o.Addr, base, i)
 		}
 		cfg.bufSize = 512
 		c, err := dialMQTT(ctx, cfg)
