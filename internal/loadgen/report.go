@@ -40,6 +40,9 @@ func (r *BenchResult) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "loss        %d of %d expected (%.3f%%)\n", r.Lost, r.Expected, lossPct)
 	fmt.Fprintf(&b, "latency     %s\n", latencyText(r.Latency))
+	if r.TargetRate == 0 && r.QoS == 0 {
+		b.WriteString("            (open loop at full speed: latency includes queueing; use --rate to measure it at a given load)\n")
+	}
 	if r.AckLatency != nil {
 		fmt.Fprintf(&b, "puback      %s  (%d acked)\n", latencyText(*r.AckLatency), r.Acked)
 	}
