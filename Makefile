@@ -5,14 +5,6 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 ARGS      ?=
 FUZZTIME  ?= 20s
-# Packages with network- or user-facing parsers, and their fuzz targets.
-FUZZ_TARGETS := \
-	./internal/broker/packets:FuzzParseFixedHeader \
-	./internal/broker/packets:FuzzDecode \
-	./internal/broker/topics:FuzzMatch \
-	./internal/ingest:FuzzParse \
-	./internal/api:FuzzParseTime
-
 .PHONY: all build serve test test-deps unit e2e bench fuzz vet clean
 
 all: build
@@ -44,12 +36,9 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+## fuzz: run every fuzz target in the module for FUZZTIME each
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; fn=$${t##*:}; \
-		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
-	done
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 clean:
 	rm -rf bin
