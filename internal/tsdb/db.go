@@ -77,17 +77,17 @@ func (o *Options) setDefaults() error {
 
 // Stats are counters describing the DB.
 type Stats struct {
-	Series         int   // series known (head and blocks)
-	HeadSamples    int   // field values in memory, not yet in blocks
-	HeadPartitions int   // partitions in the head
-	Blocks         int   // block files loaded
-	BlockSamples   int64 // field values stored in blocks
-	WALBytes       int64 // bytes in wal/
-	BlockBytes     int64 // bytes in block files
-	SamplesWritten int64 // field values accepted by Write since Open
-	PointsWritten  int64 // points accepted by Write since Open
-	WriteBatches   int64 // WAL writes (group commits) since Open
-	Flushes        int64 // blocks written since Open
+	Series         int   `json:"series"`          // series known (head and blocks)
+	HeadSamples    int   `json:"head_samples"`    // field values in memory, not yet in blocks
+	HeadPartitions int   `json:"head_partitions"` // partitions in the head
+	Blocks         int   `json:"blocks"`          // block files loaded
+	BlockSamples   int64 `json:"block_samples"`   // field values stored in blocks
+	WALBytes       int64 `json:"wal_bytes"`       // bytes in wal/
+	BlockBytes     int64 `json:"block_bytes"`     // bytes in block files
+	SamplesWritten int64 `json:"samples_written"` // field values accepted by Write since Open
+	PointsWritten  int64 `json:"points_written"`  // points accepted by Write since Open
+	WriteBatches   int64 `json:"write_batches"`   // WAL writes (group commits) since Open
+	Flushes        int64 `json:"flushes"`         // blocks written since Open
 }
 
 // DB is an embedded time-series database. All methods are safe for
