@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -21,8 +22,10 @@ const (
 	smallReadBuf = 512
 	// bigReadBuf is the pooled read buffer used while a connection is busy.
 	bigReadBuf = 64 << 10
-	// maxSpareOut is the largest output buffer kept for reuse.
+	// maxSpareOut is the largest output buffer kept for reuse while busy.
 	maxSpareOut = 64 << 10
+	// idleSpareOut is the largest output buffer kept by an idle connection.
+	idleSpareOut = 1 << 10
 	// flushTimeout bounds the final flush of a closing connection.
 	flushTimeout = 3 * time.Second
 )
@@ -65,21 +68,14 @@ type conn struct {
 	outMu      sync.Mutex
 	out        []byte
 	spare      []byte
-	outClosed  bool // no more appends; the writer flushes and closes
-	started    bool // writer goroutine running
-	wake       chan struct{}
-	writerDone chan struct{}
+	outClosed  bool          // no more appends; the writer flushes and closes
+	started    bool          // attached: output may be written
+	writing    bool          // a writer goroutine runs
+	writerExit chan struct{} // closed when the writer exits, if set
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{srv: s, nc: nc, wake: make(chan struct{}, 1)}
-}
-
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	return &conn{srv: s, nc: nc}
 }
 
 // run is the reader goroutine.
@@ -103,17 +99,20 @@ func (c *conn) finish() {
 	s := c.srv
 	c.outMu.Lock()
 	c.outClosed = true
-	started := c.started
 	var pending []byte
-	if !started {
+	var exited chan struct{}
+	switch {
+	case c.writing:
+		exited = make(chan struct{})
+		c.writerExit = exited
+	case !c.started:
 		pending = c.out
 		c.out = nil
 	}
 	c.outMu.Unlock()
-	if started {
-		c.signal()
+	if exited != nil {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(flushTimeout))
-		<-c.writerDone
+		<-exited
 	} else if len(pending) > 0 {
 		// A CONNACK refusing the connection.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(flushTimeout))
@@ -135,70 +134,106 @@ func (c *conn) finish() {
 // server shutdown), sending v5 clients a DISCONNECT with reason code.
 func (c *conn) disconnect(reason byte) {
 	c.outMu.Lock()
-	started := c.started
 	if !c.outClosed {
-		if started && c.version == packets.V5 {
+		if c.started && c.version == packets.V5 {
 			c.out = packets.AppendDisconnect(c.out, packets.V5, &packets.Disconnect{ReasonCode: reason})
 		}
 		c.outClosed = true
 	}
+	c.kickLocked()
+	writing := c.writing
 	c.outMu.Unlock()
-	if started {
-		c.signal()
+	if writing {
+		// The writer flushes, then closes the connection.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(flushTimeout))
 	} else {
 		_ = c.nc.Close()
 	}
 }
 
-// writeLoop writes the accumulated output, one Write per batch.
+// kickLocked starts the writer when output is pending and none runs.
+// c.outMu must be held.
+func (c *conn) kickLocked() {
+	if c.started && !c.writing && len(c.out) > 0 {
+		c.writing = true
+		c.srv.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes the accumulated output, one Write per batch, and exits
+// when there is nothing left, so idle connections have no writer goroutine.
+// Once the output is closed it closes the connection after the last write.
 func (c *conn) writeLoop() {
 	s := c.srv
 	defer s.wg.Done()
-	defer close(c.writerDone)
 	defer func() {
 		if r := recover(); r != nil {
 			s.stats.panics.Add(1)
 			s.log.Error("broker: connection writer panicked", "client", c.clientID, "panic", r, "stack", string(debug.Stack()))
-			_ = c.nc.Close()
+			c.writerFailed()
 		}
 	}()
 	var spare []byte
+	lingered := false
 	for {
 		c.outMu.Lock()
 		if spare != nil && c.spare == nil {
 			c.spare = spare
 		}
-		for len(c.out) == 0 && !c.outClosed {
+		spare = nil
+		if len(c.out) == 0 {
+			if !lingered && !c.outClosed {
+				// Give publishers a moment before exiting under load.
+				lingered = true
+				c.outMu.Unlock()
+				runtime.Gosched()
+				continue
+			}
+			if cap(c.spare) > idleSpareOut {
+				c.spare = nil
+			}
+			c.writing = false
+			closeConn := c.outClosed
+			exited := c.writerExit
 			c.outMu.Unlock()
-			<-c.wake
-			c.outMu.Lock()
+			if closeConn {
+				_ = c.nc.Close()
+			}
+			if exited != nil {
+				close(exited)
+			}
+			return
 		}
+		lingered = false
 		buf := c.out
-		closed := c.outClosed
 		c.out = c.spare
 		c.spare = nil
 		c.outMu.Unlock()
-		spare = nil
-		if len(buf) > 0 {
-			n, err := c.nc.Write(buf)
-			s.stats.bytesOut.Add(int64(n))
-			if err != nil {
-				c.outMu.Lock()
-				c.outClosed = true
-				c.out = nil
-				c.outMu.Unlock()
-				_ = c.nc.Close()
-				return
-			}
-		}
-		if closed {
-			_ = c.nc.Close()
+		n, err := c.nc.Write(buf)
+		s.stats.bytesOut.Add(int64(n))
+		if err != nil {
+			c.writerFailed()
 			return
 		}
 		if cap(buf) <= maxSpareOut {
 			spare = buf[:0]
 		}
+	}
+}
+
+// writerFailed ends a writer whose Write failed: the output is closed and
+// dropped and the connection closed.
+func (c *conn) writerFailed() {
+	c.outMu.Lock()
+	c.outClosed = true
+	c.out = nil
+	c.writing = false
+	exited := c.writerExit
+	c.outMu.Unlock()
+	_ = c.nc.Close()
+	if exited != nil {
+		close(exited)
 	}
 }
 
@@ -222,10 +257,8 @@ func (c *conn) appendQoS0(b []byte) bool {
 		return false
 	}
 	c.out = append(c.out, b...)
+	c.kickLocked()
 	c.outMu.Unlock()
-	if n == 0 {
-		c.signal()
-	}
 	return true
 }
 
@@ -237,12 +270,9 @@ func (c *conn) appendPublish(p *packets.Publish) bool {
 		c.outMu.Unlock()
 		return false
 	}
-	n := len(c.out)
 	c.out = packets.AppendPublish(c.out, c.version, p)
+	c.kickLocked()
 	c.outMu.Unlock()
-	if n == 0 {
-		c.signal()
-	}
 	return true
 }
 
@@ -253,12 +283,9 @@ func (c *conn) appendControl(enc func([]byte) []byte) {
 		c.outMu.Unlock()
 		return
 	}
-	n := len(c.out)
 	c.out = enc(c.out)
+	c.kickLocked()
 	c.outMu.Unlock()
-	if n == 0 {
-		c.signal()
-	}
 }
 
 // sendDisconnect queues a v5 DISCONNECT (no-op for 3.1.1 or before CONNACK).
@@ -701,14 +728,12 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, maxInflight int, pro
 	c.outMu.Lock()
 	c.out = packets.AppendConnack(c.out, c.version, &connack)
 	c.started = true
-	c.writerDone = make(chan struct{})
+	c.kickLocked()
 	c.outMu.Unlock()
 	ss.conn.Store(c)
 	ss.resendLocked(c)
 	ss.mu.Unlock()
-	s.wg.Add(1)
 	s.mu.Unlock()
-	go c.writeLoop()
 	if ended != nil {
 		s.publishWill(ended)
 	}
@@ -808,18 +833,13 @@ func (c *conn) flushBatch() bool {
 	if len(c.acks) > 0 {
 		c.outMu.Lock()
 		if !c.outClosed {
-			n := len(c.out)
 			for _, a := range c.acks {
 				ack := packets.Ack{Type: packets.PUBACK, PacketID: a.id, ReasonCode: a.reason}
 				c.out = packets.AppendAck(c.out, c.version, &ack)
 			}
-			c.outMu.Unlock()
-			if n == 0 {
-				c.signal()
-			}
-		} else {
-			c.outMu.Unlock()
+			c.kickLocked()
 		}
+		c.outMu.Unlock()
 		c.acks = c.acks[:0]
 	}
 	return ok

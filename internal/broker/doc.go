@@ -10,13 +10,16 @@
 //
 // # Connections and goroutines
 //
-// Each connection has two goroutines. The reader reads into one buffer (a
+// Each connection has a reader goroutine and, while output is pending, a
+// writer goroutine. The reader reads into one buffer (a
 // 512-byte buffer while the connection is quiet, a pooled 64 KiB buffer
 // while it is busy) and handles every complete packet of a read pass
 // before reading again; there is no goroutine or channel per packet.
 // PUBLISH payloads are not copied on the QoS 0 path: the message is routed
-// while it still lives in the read buffer. The writer sleeps on a
-// one-slot wake channel.
+// while it still lives in the read buffer. The writer
+// goroutine exists only while there is output to write: the first append to
+// an empty buffer starts it and it exits once the buffer stays empty, so an
+// idle connection costs one goroutine.
 //
 // # Write batching
 //

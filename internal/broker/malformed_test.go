@@ -16,8 +16,12 @@ func connectBytes(v byte, id string) []byte {
 // reaction: the packets the server sends before closing, and the reason
 // code of a v5 DISCONNECT or CONNACK.
 func TestMalformedInput(t *testing.T) {
-	v5 := func(b ...[]byte) []byte { return bytes.Join(append([][]byte{connectBytes(packets.V5, "m")}, b...), nil) }
-	v3 := func(b ...[]byte) []byte { return bytes.Join(append([][]byte{connectBytes(packets.V311, "m")}, b...), nil) }
+	v5 := func(b ...[]byte) []byte {
+		return bytes.Join(append([][]byte{connectBytes(packets.V5, "m")}, b...), nil)
+	}
+	v3 := func(b ...[]byte) []byte {
+		return bytes.Join(append([][]byte{connectBytes(packets.V311, "m")}, b...), nil)
+	}
 	big := packets.AppendPublish(nil, packets.V5, &packets.Publish{Topic: "big", Payload: make([]byte, 2048)})
 	tests := []struct {
 		name       string

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/edgewise-iot/edgewise/internal/broker/packets"
 )
@@ -23,15 +24,19 @@ type message struct {
 
 // newMessage copies p (which may alias a read buffer) into a message.
 func newMessage(p *packets.Publish, now time.Time) *message {
+	// One allocation holds topic and payload; it is never written again.
+	nt := len(p.Topic)
+	buf := make([]byte, nt+len(p.Payload))
+	copy(buf, p.Topic)
+	copy(buf[nt:], p.Payload)
 	m := &message{
-		topic:   strings.Clone(p.Topic),
-		payload: slices.Clone(p.Payload),
+		payload: buf[nt:len(buf):len(buf)],
 		qos:     p.QoS,
 		retain:  p.Retain,
 		props:   forwardProps(&p.Properties, true),
 	}
-	if m.payload == nil {
-		m.payload = []byte{}
+	if nt > 0 {
+		m.topic = unsafe.String(&buf[0], nt)
 	}
 	if m.props != nil && m.props.MessageExpiry != nil {
 		m.expiry = now.Add(time.Duration(*m.props.MessageExpiry) * time.Second)

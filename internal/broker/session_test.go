@@ -78,7 +78,7 @@ func TestPersistentSession(t *testing.T) {
 // TestInflightResend checks that unacknowledged QoS 1 messages are resent
 // with DUP and the same packet id after reconnecting.
 func TestInflightResend(t *testing.T) {
-	_, addr := startServer(t, anon())
+	s, addr := startServer(t, anon())
 	sub := dialRaw(t, addr, packets.V5)
 	sub.connect(&packets.Connect{ClientID: "r", Properties: packets.Properties{SessionExpiry: u32(60)}})
 	sub.subscribe(1, packets.Subscription{Filter: "r", QoS: 1})
@@ -89,6 +89,7 @@ func TestInflightResend(t *testing.T) {
 	sub.puback(first.PacketID)
 	second := sub.expectPublish()
 	_ = sub.nc.Close() // without acking the second
+	eventually(t, func() bool { return s.Stats().Connections == 1 }, "subscriber gone")
 
 	sub2 := dialRaw(t, addr, packets.V5)
 	if ca := sub2.connect(&packets.Connect{ClientID: "r", Properties: packets.Properties{SessionExpiry: u32(60)}}); !ca.SessionPresent {
@@ -127,11 +128,12 @@ func TestReceiveMaximum(t *testing.T) {
 }
 
 func TestMessageExpiry(t *testing.T) {
-	_, addr := startServer(t, anon())
+	s, addr := startServer(t, anon())
 	sub := dialRaw(t, addr, packets.V5)
 	sub.connect(&packets.Connect{ClientID: "e", Properties: packets.Properties{SessionExpiry: u32(60)}})
 	sub.subscribe(1, packets.Subscription{Filter: "e/#", QoS: 1})
 	_ = sub.nc.Close()
+	eventually(t, func() bool { return s.Stats().Connections == 0 }, "subscriber gone")
 
 	pub := dialRaw(t, addr, packets.V5)
 	pub.connect(&packets.Connect{ClientID: "pub", CleanStart: true})
