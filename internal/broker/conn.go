@@ -26,6 +26,9 @@ const (
 	maxSpareOut = 64 << 10
 	// idleSpareOut is the largest output buffer kept by an idle connection.
 	idleSpareOut = 1 << 10
+	// maxHookBatch bounds the messages given to one PublishHook call (and
+	// the decoded messages a connection holds).
+	maxHookBatch = 128
 	// flushTimeout bounds the final flush of a closing connection.
 	flushTimeout = 3 * time.Second
 )
@@ -34,6 +37,7 @@ const (
 type pendingAck struct {
 	id     uint16
 	reason byte
+	why    string // v5 reason string, sent if the client asked for problem information
 }
 
 // conn is one network connection. The reader goroutine (run) decodes and
@@ -51,6 +55,7 @@ type conn struct {
 	sess      *session
 	keepAlive time.Duration // 1.5 x the negotiated keep alive; 0 = none
 	maxOut    int           // client's Maximum Packet Size; 0 = unlimited
+	problems  bool          // v5 Request Problem Information (reason strings on acks)
 	will      *will
 
 	// Reader goroutine state.
@@ -288,14 +293,14 @@ func (c *conn) appendControl(enc func([]byte) []byte) {
 	c.outMu.Unlock()
 }
 
-// sendDisconnect queues a v5 DISCONNECT (no-op for 3.1.1 or before CONNACK).
-func (c *conn) sendDisconnect(reason byte) {
+// sendDisconnect queues a v5 DISCONNECT with an optional reason string
+// (no-op for 3.1.1 or before CONNACK).
+func (c *conn) sendDisconnect(reason byte, why string) {
 	if c.version != packets.V5 || !c.connected {
 		return
 	}
-	c.appendControl(func(b []byte) []byte {
-		return packets.AppendDisconnect(b, packets.V5, &packets.Disconnect{ReasonCode: reason})
-	})
+	d := packets.Disconnect{ReasonCode: reason, Properties: packets.Properties{ReasonString: why}}
+	c.appendControl(func(b []byte) []byte { return packets.AppendDisconnect(b, packets.V5, &d) })
 }
 
 // protocolError counts and logs a protocol violation and tells a v5 client
@@ -304,7 +309,7 @@ func (c *conn) protocolError(reason byte, err error) {
 	c.srv.stats.protocolErrors.Add(1)
 	c.srv.log.Info("broker: protocol error; closing", "client", c.clientID,
 		"remote", c.nc.RemoteAddr().String(), "reason", reason, "err", err)
-	c.sendDisconnect(reason)
+	c.sendDisconnect(reason, err.Error())
 }
 
 // reasonFor maps a decode error to a v5 reason code.
@@ -327,11 +332,18 @@ func (c *conn) readLoop() {
 	defer func() { s.putReadBuf(buf) }()
 	end := 0
 	deadlineCleared := false
+	var armed time.Time
+	var rearm time.Duration
 	_ = c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	for {
 		if c.connected {
 			if c.keepAlive > 0 {
-				_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
+				// Re-arm at most every rearm: the deadline is then between
+				// 1.5 x keep alive and that plus rearm after the last packet.
+				if now := time.Now(); now.Sub(armed) >= rearm {
+					armed = now
+					_ = c.nc.SetReadDeadline(now.Add(c.keepAlive + rearm))
+				}
 			} else if !deadlineCleared {
 				// Keep alive 0: no timeout once connected.
 				_ = c.nc.SetReadDeadline(time.Time{})
@@ -344,6 +356,9 @@ func (c *conn) readLoop() {
 			end += n
 			s.stats.bytesIn.Add(int64(n))
 			c.now = time.Now()
+		}
+		if rearm == 0 && c.keepAlive > 0 {
+			rearm = min(c.keepAlive/8, time.Second)
 		}
 		off, need := 0, 0
 		for off < end {
@@ -394,10 +409,11 @@ func (c *conn) readLoop() {
 			copy(nb, buf[:end])
 			buf = nb
 		case len(buf) > smallReadBuf && end <= smallReadBuf && n < smallReadBuf:
-			// Quiet again: give the big buffer back.
+			// Quiet again: give the big buffer and batch space back.
 			copy(small, buf[:end])
 			s.putReadBuf(buf)
 			buf = small
+			c.pubs, c.msgs, c.batch, c.acks = nil, nil, nil, nil
 		}
 	}
 }
@@ -426,7 +442,7 @@ func (c *conn) readError(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if c.connected {
 			c.srv.log.Info("broker: keep alive timeout", "client", c.clientID)
-			c.sendDisconnect(packets.KeepAliveTimeout)
+			c.sendDisconnect(packets.KeepAliveTimeout, "keep alive timeout")
 		} else {
 			c.srv.stats.protocolErrors.Add(1)
 			c.srv.log.Info("broker: no CONNECT in time", "remote", c.nc.RemoteAddr().String())
@@ -508,9 +524,11 @@ func (c *conn) handle(h packets.FixedHeader, body []byte) bool {
 	return true
 }
 
-// writeRefusal queues a CONNACK refusing the connection (flushed by finish).
-func (c *conn) writeRefusal(version byte, reason byte) {
-	c.out = packets.AppendConnack(c.out, version, &packets.Connack{ReasonCode: reason})
+// writeRefusal queues a CONNACK refusing the connection (flushed by
+// finish); why becomes the v5 reason string.
+func (c *conn) writeRefusal(version byte, reason byte, why string) {
+	c.out = packets.AppendConnack(c.out, version, &packets.Connack{ReasonCode: reason,
+		Properties: packets.Properties{ReasonString: why}})
 }
 
 func newClientID() string {
@@ -529,12 +547,12 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		switch {
 		case errors.As(err, &ve):
 			if ve.Level == packets.V5 {
-				c.writeRefusal(packets.V5, packets.UnsupportedProtocolVersion)
+				c.writeRefusal(packets.V5, packets.UnsupportedProtocolVersion, "")
 			} else {
-				c.writeRefusal(packets.V311, packets.UnsupportedProtocolVersion)
+				c.writeRefusal(packets.V311, packets.UnsupportedProtocolVersion, "")
 			}
 		case connectLevel(body) == packets.V5:
-			c.writeRefusal(packets.V5, reasonFor(err))
+			c.writeRefusal(packets.V5, reasonFor(err), err.Error())
 		}
 		return false
 	}
@@ -544,7 +562,7 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		s.stats.authFailures.Add(1)
 		s.log.Info("broker: connection refused", "client", cp.ClientID, "remote", c.nc.RemoteAddr().String(),
 			"reason", reason, "why", msg)
-		c.writeRefusal(c.version, reason)
+		c.writeRefusal(c.version, reason, msg)
 		return false
 	}
 	if v5 && cp.Properties.AuthMethod != "" {
@@ -567,7 +585,7 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 	}
 	principal, reason := c.authenticate(cp, clientID)
 	if reason != packets.Success {
-		return refuse(reason, "authentication")
+		return refuse(reason, "authentication failed")
 	}
 	if s.closing.Load() {
 		return refuse(packets.ServerUnavailable, "server closing")
@@ -583,6 +601,7 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		if m := cp.Properties.MaximumPacketSize; m != nil {
 			c.maxOut = int(*m)
 		}
+		c.problems = cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
 		rm := s.opts.ReceiveMaximum
 		mps := uint32(s.opts.MaxPacketSize)
 		var zero16 uint16
@@ -759,6 +778,10 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 		c.protocolError(packets.QoSNotSupported, errors.New("PUBLISH QoS 2 not supported"))
 		return false
 	}
+	if p.QoS == 1 && c.version == packets.V5 && len(c.acks) >= int(s.opts.ReceiveMaximum) {
+		c.protocolError(packets.ReceiveMaximumExceeded, errors.New("more unacknowledged QoS 1 PUBLISH than Receive Maximum"))
+		return false
+	}
 	if c.version == packets.V5 {
 		if p.Properties.TopicAlias != nil {
 			c.protocolError(packets.TopicAliasInvalid, errors.New("topic alias not allowed (maximum 0)"))
@@ -773,11 +796,11 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 		s.stats.denied.Add(1)
 		s.log.Warn("broker: publish denied", "client", c.clientID, "principal", c.principal.Name, "topic", p.Topic)
 		if p.QoS == 1 {
-			reason := packets.Success
+			a := pendingAck{id: p.PacketID}
 			if c.version == packets.V5 {
-				reason = packets.NotAuthorized
+				a.reason, a.why = packets.NotAuthorized, "publish not authorized"
 			}
-			c.acks = append(c.acks, pendingAck{id: p.PacketID, reason: reason})
+			c.acks = append(c.acks, a)
 		}
 		return true
 	}
@@ -798,6 +821,9 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 			m.Properties = &p.Properties
 		}
 		c.batch = append(c.batch, m)
+		if len(c.batch) >= maxHookBatch {
+			return c.flushBatch()
+		}
 	}
 	if p.QoS == 1 {
 		c.acks = append(c.acks, pendingAck{id: p.PacketID})
@@ -826,6 +852,7 @@ func (c *conn) flushBatch() bool {
 			for i := range c.acks {
 				if c.acks[i].reason < 0x80 {
 					c.acks[i].reason = packets.UnspecifiedError
+					c.acks[i].why = "message not stored"
 				}
 			}
 		}
@@ -835,6 +862,9 @@ func (c *conn) flushBatch() bool {
 		if !c.outClosed {
 			for _, a := range c.acks {
 				ack := packets.Ack{Type: packets.PUBACK, PacketID: a.id, ReasonCode: a.reason}
+				if c.problems {
+					ack.Properties.ReasonString = a.why
+				}
 				c.out = packets.AppendAck(c.out, c.version, &ack)
 			}
 			c.kickLocked()

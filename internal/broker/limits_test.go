@@ -193,3 +193,60 @@ func TestCloseDisconnectsClients(t *testing.T) {
 		t.Fatalf("connections after close: %d", st.Connections)
 	}
 }
+
+// TestReceiveMaximumExceeded checks that a v5 client sending more QoS 1
+// messages than the advertised Receive Maximum is disconnected with 0x93
+// and a reason string.
+func TestReceiveMaximumExceeded(t *testing.T) {
+	_, addr := startServer(t, Options{AllowAnonymous: true, ReceiveMaximum: 2})
+	r := dialRaw(t, addr, packets.V5)
+	if ca := r.connect(&packets.Connect{ClientID: "rm", CleanStart: true}); *ca.Properties.ReceiveMaximum != 2 {
+		t.Fatalf("receive maximum %d", *ca.Properties.ReceiveMaximum)
+	}
+	var b []byte
+	for i := range 50 { // one write: read in one pass on loopback
+		b = packets.AppendPublish(b, packets.V5, &packets.Publish{Topic: "x", QoS: 1, PacketID: uint16(i + 1)})
+	}
+	r.send(b)
+	for {
+		h, body, err := r.read()
+		if err != nil {
+			t.Fatal("closed without DISCONNECT")
+		}
+		if h.Type != packets.DISCONNECT {
+			continue
+		}
+		d, err := packets.DecodeDisconnect(packets.V5, h, body)
+		if err != nil || d.ReasonCode != packets.ReceiveMaximumExceeded || d.Properties.ReasonString == "" {
+			t.Fatalf("disconnect %+v %v", d, err)
+		}
+		return
+	}
+}
+
+// TestHookBatchBounded checks that a long read pass is handed to the hook
+// in bounded batches.
+func TestHookBatchBounded(t *testing.T) {
+	hook := &recordingHook{}
+	_, addr := startServer(t, Options{AllowAnonymous: true, Hook: hook})
+	r := dialRaw(t, addr, packets.V311)
+	r.connect(&packets.Connect{ClientID: "hb", CleanStart: true})
+	var b []byte
+	for range 1000 {
+		b = packets.AppendPublish(b, packets.V311, &packets.Publish{Topic: "x", Payload: []byte("p")})
+	}
+	r.send(append(b, packets.AppendPingreq(nil)...))
+	r.expect(packets.PINGRESP)
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	n := 0
+	for _, batch := range hook.batches {
+		if len(batch) > maxHookBatch {
+			t.Fatalf("batch of %d", len(batch))
+		}
+		n += len(batch)
+	}
+	if n != 1000 {
+		t.Fatalf("hook saw %d messages", n)
+	}
+}
