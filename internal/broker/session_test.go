@@ -266,3 +266,34 @@ func TestKeepAliveZero(t *testing.T) {
 	r.send(packets.AppendPingreq(nil))
 	r.expect(packets.PINGRESP)
 }
+
+func TestSessionExpires(t *testing.T) {
+	s, addr := startServer(t, anon())
+	r := dialRaw(t, addr, packets.V5)
+	r.connect(&packets.Connect{ClientID: "short", Properties: packets.Properties{SessionExpiry: u32(1)}})
+	r.subscribe(1, packets.Subscription{Filter: "s", QoS: 1})
+	r.send(packets.AppendDisconnect(nil, packets.V5, &packets.Disconnect{}))
+	r.expectClosed()
+	eventually(t, func() bool { st := s.Stats(); return st.Sessions == 0 && st.Subscriptions == 0 }, "session expired")
+	r2 := dialRaw(t, addr, packets.V5)
+	if ca := r2.connect(&packets.Connect{ClientID: "short"}); ca.SessionPresent {
+		t.Fatal("expired session resumed")
+	}
+}
+
+func TestDisconnectChangesSessionExpiry(t *testing.T) {
+	s, addr := startServer(t, anon())
+	r := dialRaw(t, addr, packets.V5)
+	r.connect(&packets.Connect{ClientID: "chg", Properties: packets.Properties{SessionExpiry: u32(3600)}})
+	r.send(packets.AppendDisconnect(nil, packets.V5, &packets.Disconnect{Properties: packets.Properties{SessionExpiry: u32(0)}}))
+	r.expectClosed()
+	eventually(t, func() bool { return s.Stats().Sessions == 0 }, "session ended at disconnect")
+
+	// 0 on CONNECT then non-zero on DISCONNECT is a protocol error.
+	r2 := dialRaw(t, addr, packets.V5)
+	r2.connect(&packets.Connect{ClientID: "chg2", CleanStart: true})
+	r2.send(packets.AppendDisconnect(nil, packets.V5, &packets.Disconnect{Properties: packets.Properties{SessionExpiry: u32(10)}}))
+	if got := r2.expectClosed(); len(got) != 1 || got[0] != packets.DISCONNECT {
+		t.Fatalf("got %v", got)
+	}
+}

@@ -71,3 +71,19 @@ func TestWill(t *testing.T) {
 		})
 	}
 }
+
+// TestWillDelayFires checks that a delayed will is published once the
+// delay passes while the session still exists.
+func TestWillDelayFires(t *testing.T) {
+	_, addr := startServer(t, anon())
+	watcher := dialRaw(t, addr, packets.V5)
+	watcher.connect(&packets.Connect{ClientID: "watcher", CleanStart: true})
+	watcher.subscribe(1, packets.Subscription{Filter: "will/#"})
+	r := dialRaw(t, addr, packets.V5)
+	r.connect(&packets.Connect{ClientID: "delayed", CleanStart: true, Properties: packets.Properties{SessionExpiry: u32(3600)},
+		WillFlag: true, WillTopic: "will/delayed", WillPayload: []byte("late"), WillProperties: packets.Properties{WillDelay: u32(1)}})
+	_ = r.nc.Close()
+	if p := watcher.expectPublish(); p.Topic != "will/delayed" {
+		t.Fatalf("got %q", p.Topic)
+	}
+}
