@@ -935,6 +935,7 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 		msgs = s.retained.match(rr.filter, msgs[:0])
 		for _, m := range msgs {
 			if !m.expiry.IsZero() && !now.Before(m.expiry) {
+				s.retained.drop(m)
 				continue
 			}
 			qos := min(m.qos, rr.qos)

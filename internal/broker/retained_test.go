@@ -1,7 +1,11 @@
 package broker
 
 import (
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/broker/packets"
 )
@@ -100,5 +104,116 @@ func TestRetained(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// topicMatch reports whether topic name matches a subscription filter, with
+// '$' topics not matched by a leading wildcard.
+func topicMatch(filter, topic string) bool {
+	if len(topic) > 0 && topic[0] == '$' && len(filter) > 0 && (filter[0] == '+' || filter[0] == '#') {
+		return false
+	}
+	for {
+		if filter == "#" {
+			return true
+		}
+		fl, frest, fmore := strings.Cut(filter, "/")
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore {
+			return !tmore
+		}
+		if !tmore {
+			// "a/#" matches "a" too.
+			return frest == "#"
+		}
+		filter, topic = frest, trest
+	}
+}
+
+// TestRetainedStoreMatchesOracle compares the retained tree with a brute
+// force filter match over random topics and filters.
+func TestRetainedStoreMatchesOracle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	levels := []string{"a", "b", "", "$SYS", "c"}
+	randTopic := func() string {
+		n := 1 + rng.IntN(4)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = levels[rng.IntN(len(levels))]
+		}
+		return strings.Join(parts, "/")
+	}
+	var rs retainedStore
+	rs.init()
+	topics := map[string]bool{}
+	for range 300 {
+		tp := randTopic()
+		if rng.IntN(4) == 0 {
+			rs.set(&message{topic: tp})
+			delete(topics, tp)
+			continue
+		}
+		rs.set(&message{topic: tp, payload: []byte("x")})
+		topics[tp] = true
+	}
+	if rs.len() != len(topics) {
+		t.Fatalf("len %d, want %d", rs.len(), len(topics))
+	}
+	for range 2000 {
+		f := randTopic()
+		parts := strings.Split(f, "/")
+		for i := range parts {
+			switch rng.IntN(4) {
+			case 0:
+				parts[i] = "+"
+			case 1:
+				if i == len(parts)-1 {
+					parts[i] = "#"
+				}
+			}
+		}
+		f = strings.Join(parts, "/")
+		var got []string
+		for _, m := range rs.match(f, nil) {
+			got = append(got, m.topic)
+		}
+		var want []string
+		for tp := range topics {
+			if topicMatch(f, tp) {
+				want = append(want, tp)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("filter %q: got %v, want %v", f, got, want)
+		}
+	}
+}
+
+func TestRetainedExpiry(t *testing.T) {
+	s, addr := startServer(t, anon())
+	pub := dialRaw(t, addr, packets.V5)
+	pub.connect(&packets.Connect{ClientID: "pub", CleanStart: true})
+	for _, tc := range []struct {
+		topic  string
+		expiry uint32
+	}{{"rx/short", 1}, {"rx/long", 100}} {
+		pub.send(packets.AppendPublish(nil, packets.V5, &packets.Publish{Topic: tc.topic, Retain: true, Payload: []byte("v"),
+			Properties: packets.Properties{MessageExpiry: u32(tc.expiry)}}))
+	}
+	eventually(t, func() bool { return s.Stats().Retained == 2 }, "both retained")
+	time.Sleep(1100 * time.Millisecond) // let the short expiry pass (not a timing assertion)
+	sub := dialRaw(t, addr, packets.V5)
+	sub.connect(&packets.Connect{ClientID: "sub", CleanStart: true})
+	sub.subscribe(1, packets.Subscription{Filter: "rx/#"})
+	if p := sub.expectPublish(); p.Topic != "rx/long" || p.Properties.MessageExpiry == nil || *p.Properties.MessageExpiry > 100 {
+		t.Fatalf("got %q expiry %v", p.Topic, p.Properties.MessageExpiry)
+	}
+	if got := s.Stats().Retained; got != 1 {
+		t.Fatalf("expired retained message kept: %d", got)
 	}
 }
