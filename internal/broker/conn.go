@@ -59,6 +59,12 @@ type conn struct {
 	will      *will
 
 	// Reader goroutine state.
+	rbuf            []byte // read buffer: small or a pooled big one
+	small           []byte
+	rend            int // bytes of rbuf in use
+	armed           time.Time
+	rearm           time.Duration
+	disarmed        bool
 	connected       bool
 	cleanDisconnect bool // DISCONNECT received; will discarded unless keepWill
 	keepWill        bool
@@ -324,98 +330,117 @@ func reasonFor(err error) byte {
 }
 
 // readLoop reads into one buffer and handles every complete packet of a
-// read pass before reading again.
+// read pass before reading again. It keeps a small frame (state lives in
+// the conn) so the stack of an idle connection, blocked in Read, stays
+// small.
 func (c *conn) readLoop() {
-	s := c.srv
-	small := make([]byte, smallReadBuf)
-	buf := small
-	defer func() { s.putReadBuf(buf) }()
-	end := 0
-	deadlineCleared := false
-	var armed time.Time
-	var rearm time.Duration
-	_ = c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
+	c.small = make([]byte, smallReadBuf)
+	c.rbuf = c.small
+	defer func() { c.srv.putReadBuf(c.rbuf) }()
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
 	for {
-		if c.connected {
-			if c.keepAlive > 0 {
-				// Re-arm at most every rearm: the deadline is then between
-				// 1.5 x keep alive and that plus rearm after the last packet.
-				if now := time.Now(); now.Sub(armed) >= rearm {
-					armed = now
-					_ = c.nc.SetReadDeadline(now.Add(c.keepAlive + rearm))
-				}
-			} else if !deadlineCleared {
-				// Keep alive 0: no timeout once connected.
-				_ = c.nc.SetReadDeadline(time.Time{})
-				deadlineCleared = true
-			}
-		}
-		room := len(buf) - end
-		n, rerr := c.nc.Read(buf[end:])
-		if n > 0 {
-			end += n
-			s.stats.bytesIn.Add(int64(n))
-			c.now = time.Now()
-		}
-		if rearm == 0 && c.keepAlive > 0 {
-			rearm = min(c.keepAlive/8, time.Second)
-		}
-		off, need := 0, 0
-		for off < end {
-			h, ok, err := packets.ParseFixedHeader(buf[off:end], s.opts.MaxPacketSize)
-			if err != nil {
-				c.flushBatch()
-				c.protocolError(reasonFor(err), err)
-				return
-			}
-			if !ok {
-				break
-			}
-			total := h.Len + h.Remaining
-			if end-off < total {
-				need = total
-				break
-			}
-			if !c.handle(h, buf[off+h.Len:off+total]) {
-				c.flushBatch()
-				return
-			}
-			off += total
-		}
-		if !c.flushBatch() {
+		c.arm()
+		n, err := c.nc.Read(c.rbuf[c.rend:])
+		if !c.process(n, err) {
 			return
-		}
-		if off > 0 {
-			end = copy(buf, buf[off:end])
-		}
-		if rerr != nil {
-			c.readError(rerr)
-			return
-		}
-		// Size the buffer for what comes next.
-		switch {
-		case need > len(buf):
-			var nb []byte
-			if need <= bigReadBuf {
-				nb = s.getReadBuf()
-			} else {
-				nb = make([]byte, need)
-			}
-			copy(nb, buf[:end])
-			s.putReadBuf(buf)
-			buf = nb
-		case n == room && len(buf) < bigReadBuf:
-			nb := s.getReadBuf()
-			copy(nb, buf[:end])
-			buf = nb
-		case len(buf) > smallReadBuf && end <= smallReadBuf && n < smallReadBuf:
-			// Quiet again: give the big buffer and batch space back.
-			copy(small, buf[:end])
-			s.putReadBuf(buf)
-			buf = small
-			c.pubs, c.msgs, c.batch, c.acks = nil, nil, nil, nil
 		}
 	}
+}
+
+// arm sets the read deadline for the next read: the keep alive once
+// connected, re-armed at most every c.rearm so that the deadline lies
+// between 1.5 x keep alive and that plus c.rearm after the last packet.
+//
+//go:noinline
+func (c *conn) arm() {
+	if !c.connected {
+		return
+	}
+	if c.keepAlive > 0 {
+		if c.rearm == 0 {
+			c.rearm = min(c.keepAlive/8, time.Second)
+		}
+		if now := time.Now(); now.Sub(c.armed) >= c.rearm {
+			c.armed = now
+			_ = c.nc.SetReadDeadline(now.Add(c.keepAlive + c.rearm))
+		}
+	} else if !c.disarmed {
+		// Keep alive 0: no timeout once connected.
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.disarmed = true
+	}
+}
+
+// process handles the n bytes just read and sizes the buffer for the next
+// read. It returns false when the connection must close.
+//
+//go:noinline
+func (c *conn) process(n int, rerr error) bool {
+	s := c.srv
+	buf, end := c.rbuf, c.rend
+	room := len(buf) - end
+	if n > 0 {
+		end += n
+		s.stats.bytesIn.Add(int64(n))
+		c.now = time.Now()
+	}
+	off, need := 0, 0
+	for off < end {
+		h, ok, err := packets.ParseFixedHeader(buf[off:end], s.opts.MaxPacketSize)
+		if err != nil {
+			c.flushBatch()
+			c.protocolError(reasonFor(err), err)
+			return false
+		}
+		if !ok {
+			break
+		}
+		total := h.Len + h.Remaining
+		if end-off < total {
+			need = total
+			break
+		}
+		if !c.handle(h, buf[off+h.Len:off+total]) {
+			c.flushBatch()
+			return false
+		}
+		off += total
+	}
+	if !c.flushBatch() {
+		return false
+	}
+	if off > 0 {
+		end = copy(buf, buf[off:end])
+	}
+	c.rend = end
+	if rerr != nil {
+		c.readError(rerr)
+		return false
+	}
+	// Size the buffer for what comes next.
+	switch {
+	case need > len(buf):
+		var nb []byte
+		if need <= bigReadBuf {
+			nb = s.getReadBuf()
+		} else {
+			nb = make([]byte, need)
+		}
+		copy(nb, buf[:end])
+		s.putReadBuf(buf)
+		c.rbuf = nb
+	case n == room && len(buf) < bigReadBuf:
+		nb := s.getReadBuf()
+		copy(nb, buf[:end])
+		c.rbuf = nb
+	case len(buf) > smallReadBuf && end <= smallReadBuf && n < smallReadBuf:
+		// Quiet again: give the big buffer and batch space back.
+		copy(c.small, buf[:end])
+		s.putReadBuf(buf)
+		c.rbuf = c.small
+		c.pubs, c.msgs, c.batch, c.acks = nil, nil, nil, nil
+	}
+	return true
 }
 
 // getReadBuf returns a pooled big read buffer.
