@@ -21,7 +21,7 @@ type benchSubscriber struct {
 
 func newBenchSubscriber(b *testing.B, addr, id, filter string, qos byte) *benchSubscriber {
 	r := dialRaw(b, addr, packets.V311)
-	r.connect(&packets.Connect{ClientID: id, CleanStart: true})
+	r.connect(&packets.Connect{ClientID: id, CleanStart: true, KeepAlive: 60})
 	r.subscribe(1, packets.Subscription{Filter: filter, QoS: qos})
 	s := &benchSubscriber{nc: r.nc, done: make(chan struct{})}
 	go s.loop(qos)
@@ -91,7 +91,7 @@ func benchRoute(b *testing.B, subs int, qos byte) {
 		ss = append(ss, newBenchSubscriber(b, addr, fmt.Sprintf("sub%d", i), "bench/+/t", qos))
 	}
 	pub := dialRaw(b, addr, packets.V311)
-	pub.connect(&packets.Connect{ClientID: "pub", CleanStart: true})
+	pub.connect(&packets.Connect{ClientID: "pub", CleanStart: true, KeepAlive: 60})
 	const chunk = 512
 	payload := make([]byte, 64)
 	var acked atomic.Int64

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -215,5 +216,36 @@ func TestRetainedExpiry(t *testing.T) {
 	}
 	if got := s.Stats().Retained; got != 1 {
 		t.Fatalf("expired retained message kept: %d", got)
+	}
+}
+
+// TestRetainedFloodBounded subscribes to many retained QoS 0 messages with a
+// small output bound: the excess is dropped and counted, not buffered.
+func TestRetainedFloodBounded(t *testing.T) {
+	// A 1-byte bound admits a message only when the output is empty.
+	s, addr := startServer(t, Options{AllowAnonymous: true, MaxOutboundBytes: 1})
+	for i := range 2000 {
+		if err := s.Publish(t.Context(), fmt.Sprintf("flood/%d", i), make([]byte, 100), 0, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := dialRaw(t, addr, packets.V311)
+	r.connect(&packets.Connect{ClientID: "f", CleanStart: true})
+	r.subscribe(1, packets.Subscription{Filter: "flood/#"})
+	r.send(packets.AppendPingreq(nil))
+	n := 0
+	for {
+		h, _, err := r.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Type == packets.PINGRESP {
+			break
+		}
+		n++
+	}
+	st := s.Stats()
+	if int64(n)+st.DroppedSlow != 2000 || st.DroppedSlow == 0 {
+		t.Fatalf("received %d, dropped %d of 2000", n, st.DroppedSlow)
 	}
 }
