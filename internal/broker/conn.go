@@ -23,7 +23,7 @@ const (
 	// bigReadBuf is the pooled read buffer used while a connection is busy.
 	bigReadBuf = 64 << 10
 	// maxSpareOut is the largest output buffer kept for reuse while busy.
-	maxSpareOut = 64 << 10
+	maxSpareOut = 1 << 20
 	// idleSpareOut is the largest output buffer kept by an idle connection.
 	idleSpareOut = 1 << 10
 	// maxHookBatch bounds the messages given to one PublishHook call (and
@@ -162,6 +162,30 @@ func (c *conn) disconnect(reason byte) {
 	}
 }
 
+// grabLocked gives an empty output a pooled buffer, so busy connections
+// reuse buffers instead of growing new ones. c.outMu must be held.
+func (c *conn) grabLocked() {
+	if c.out == nil {
+		c.out = c.srv.getOutBuf()
+	}
+}
+
+// getOutBuf returns a pooled output buffer (empty), or nil.
+func (s *Server) getOutBuf() []byte {
+	if b, ok := s.outBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func (s *Server) putOutBuf(b []byte) {
+	if cap(b) > maxSpareOut {
+		return
+	}
+	b = b[:0]
+	s.outBufs.Put(&b)
+}
+
 // kickLocked starts the writer when output is pending and none runs.
 // c.outMu must be held.
 func (c *conn) kickLocked() {
@@ -201,8 +225,14 @@ func (c *conn) writeLoop() {
 				runtime.Gosched()
 				continue
 			}
+			// Idle: hand big buffers to the next busy connection.
 			if cap(c.spare) > idleSpareOut {
+				s.putOutBuf(c.spare)
 				c.spare = nil
+			}
+			if cap(c.out) > idleSpareOut {
+				s.putOutBuf(c.out)
+				c.out = nil
 			}
 			c.writing = false
 			closeConn := c.outClosed
@@ -267,6 +297,7 @@ func (c *conn) appendQoS0(b []byte) bool {
 		s.stats.droppedSlow.Add(1)
 		return false
 	}
+	c.grabLocked()
 	c.out = append(c.out, b...)
 	c.kickLocked()
 	c.outMu.Unlock()
@@ -281,6 +312,7 @@ func (c *conn) appendPublish(p *packets.Publish) bool {
 		c.outMu.Unlock()
 		return false
 	}
+	c.grabLocked()
 	c.out = packets.AppendPublish(c.out, c.version, p)
 	c.kickLocked()
 	c.outMu.Unlock()
@@ -885,6 +917,7 @@ func (c *conn) flushBatch() bool {
 	if len(c.acks) > 0 {
 		c.outMu.Lock()
 		if !c.outClosed {
+			c.grabLocked()
 			for _, a := range c.acks {
 				ack := packets.Ack{Type: packets.PUBACK, PacketID: a.id, ReasonCode: a.reason}
 				if c.problems {

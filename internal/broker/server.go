@@ -36,6 +36,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	routers  sync.Pool // *router for Publish and wills
 	readBufs sync.Pool // *[]byte of bigReadBuf bytes
+	outBufs  sync.Pool // *[]byte output buffers released by idle writers
 	nextUID  atomic.Uint64
 	closing  atomic.Bool
 
