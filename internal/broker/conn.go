@@ -337,8 +337,17 @@ func (c *conn) sendDisconnect(reason byte, why string) {
 	if c.version != packets.V5 || !c.connected {
 		return
 	}
+	if !c.fits(why) {
+		why = ""
+	}
 	d := packets.Disconnect{ReasonCode: reason, Properties: packets.Properties{ReasonString: why}}
 	c.appendControl(func(b []byte) []byte { return packets.AppendDisconnect(b, packets.V5, &d) })
+}
+
+// fits reports whether a reason string keeps a small packet within the
+// client's Maximum Packet Size.
+func (c *conn) fits(why string) bool {
+	return c.maxOut == 0 || len(why)+16 <= c.maxOut
 }
 
 // protocolError counts and logs a protocol violation and tells a v5 client
@@ -920,7 +929,7 @@ func (c *conn) flushBatch() bool {
 			c.grabLocked()
 			for _, a := range c.acks {
 				ack := packets.Ack{Type: packets.PUBACK, PacketID: a.id, ReasonCode: a.reason}
-				if c.problems {
+				if c.problems && c.fits(a.why) {
 					ack.Properties.ReasonString = a.why
 				}
 				c.out = packets.AppendAck(c.out, c.version, &ack)

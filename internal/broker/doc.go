@@ -29,7 +29,9 @@
 // single Write, so a busy subscriber gets many packets per system call. A
 // QoS 0 message is encoded once per protocol version and retain flag and
 // the bytes are copied to each subscriber. PUBACKs of a read pass are
-// appended together after the PublishHook accepted the batch.
+// appended together after the PublishHook accepted the batch (at most 128
+// messages per hook call). Output buffers of busy connections are reused
+// and handed to a pool when the writer goes idle.
 //
 // # Limits
 //
