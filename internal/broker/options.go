@@ -172,22 +172,22 @@ type PublishHook interface {
 
 // Stats are cumulative counters and current gauges of a Server.
 type Stats struct {
-	Connections     int64 // currently connected clients
-	ConnectsTotal   int64 // accepted CONNECTs since start
-	Sessions        int64 // sessions held, online and offline
-	Subscriptions   int64 // subscriptions held
-	Retained        int64 // retained messages held
-	MessagesIn      int64 // PUBLISH accepted from clients and Publish calls
-	MessagesOut     int64 // PUBLISH handed to connections
-	BytesIn         int64
-	BytesOut        int64
-	Dropped         int64 // sum of the Dropped* counters
-	DroppedSlow     int64 // QoS 0 dropped because a connection's output was full
-	DroppedQueue    int64 // queued messages dropped because a session queue was full
-	DroppedTooLarge int64 // messages bigger than the client's Maximum Packet Size
-	DroppedExpired  int64 // queued messages whose Message Expiry Interval passed
-	Denied          int64 // publishes and subscriptions refused by the Authorizer
-	AuthFailures    int64 // rejected CONNECTs
-	ProtocolErrors  int64 // connections closed for malformed or illegal input
-	Panics          int64 // connection goroutines recovered from a panic
+	Connections     int64 `json:"connections"`    // currently connected clients
+	ConnectsTotal   int64 `json:"connects_total"` // accepted CONNECTs since start
+	Sessions        int64 `json:"sessions"`       // sessions held, online and offline
+	Subscriptions   int64 `json:"subscriptions"`  // subscriptions held
+	Retained        int64 `json:"retained"`       // retained messages held
+	MessagesIn      int64 `json:"messages_in"`    // PUBLISH accepted from clients and Publish calls
+	MessagesOut     int64 `json:"messages_out"`   // PUBLISH handed to connections
+	BytesIn         int64 `json:"bytes_in"`
+	BytesOut        int64 `json:"bytes_out"`
+	Dropped         int64 `json:"dropped"`           // sum of the Dropped* counters
+	DroppedSlow     int64 `json:"dropped_slow"`      // QoS 0 dropped because a connection's output was full
+	DroppedQueue    int64 `json:"dropped_queue"`     // queued messages dropped because a session queue was full
+	DroppedTooLarge int64 `json:"dropped_too_large"` // messages bigger than the client's Maximum Packet Size
+	DroppedExpired  int64 `json:"dropped_expired"`   // queued messages whose Message Expiry Interval passed
+	Denied          int64 `json:"denied"`            // publishes and subscriptions refused by the Authorizer
+	AuthFailures    int64 `json:"auth_failures"`     // rejected CONNECTs
+	ProtocolErrors  int64 `json:"protocol_errors"`   // connections closed for malformed or illegal input
+	Panics          int64 `json:"panics"`            // connection goroutines recovered from a panic
 }
