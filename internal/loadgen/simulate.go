@@ -390,8 +390,8 @@ func (d *simDevice) run(ctx context.Context, o *SimOptions, st *simStats, gate *
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		cli, err := d.connect(ctx, o, st, connSem)
-		once.Do(tried)
 		if err != nil {
+			once.Do(tried)
 			if ctx.Err() != nil {
 				return
 			}
@@ -403,7 +403,10 @@ func (d *simDevice) run(ctx context.Context, o *SimOptions, st *simStats, gate *
 			continue
 		}
 		backoff = 250 * time.Millisecond
+		// Count the connection before reporting the attempt, so
+		// OnConnected sees every device that made it.
 		st.connected.Add(1)
+		once.Do(tried)
 		select {
 		case <-gate.open:
 			d.publishLoop(ctx, cli, o, st, gate.begin, interval)
