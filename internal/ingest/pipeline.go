@@ -53,8 +53,10 @@ type Pipeline struct {
 	now   func() time.Time
 
 	telemetry, stateMsgs, points, values, malformed, storeErr, stateErr, empty atomic.Uint64
-	lastLog                                                                    atomic.Int64
-	suppressed                                                                 atomic.Uint64
+
+	// malformed-payload log rate limit
+	lastLog    atomic.Int64
+	suppressed atomic.Uint64
 }
 
 // NewPipeline returns a pipeline writing to opts.Points.
