@@ -331,30 +331,7 @@ func less(a, b Value) bool {
 	}
 }
 
-func (w *window) add(v Value) {
-	if !w.has {
-		w.first, w.min, w.max, w.has = v, v, v, true
-	} else {
-		if less(v, w.min) {
-			w.min = v
-		}
-		if less(w.max, v) {
-			w.max = v
-		}
-	}
-	w.last = v
-	w.n++
-	switch v.typ {
-	case Float:
-		w.sumF += math.Float64frombits(v.n)
-	case Integer:
-		w.sumI += v.n
-		w.sumF += float64(int64(v.n))
-	case Unsigned:
-		w.sumI += v.n
-		w.sumF += float64(v.n)
-	}
-}
+func (w *window) add(v Value) { w.merge(v.typ, v, v, v, v, 1, v.n) }
 
 // addChunk folds a whole chunk summary into the window.
 func (w *window) addChunk(typ ValueType, c *chunkMeta) {
@@ -364,9 +341,14 @@ func (w *window) addChunk(typ ValueType, c *chunkMeta) {
 		}
 		return Value{typ: typ, n: bits}
 	}
-	mn, mx := mk(c.min), mk(c.max)
+	w.merge(typ, mk(c.first), mk(c.min), mk(c.max), mk(c.last), int64(c.count), c.sum)
+}
+
+// merge folds n values summarised by first, min, max, last and the bits of
+// their sum (a float64 for Float, an integer otherwise) into the window.
+func (w *window) merge(typ ValueType, first, mn, mx, last Value, n int64, sum uint64) {
 	if !w.has {
-		w.first, w.min, w.max, w.has = mk(c.first), mn, mx, true
+		w.first, w.min, w.max, w.has = first, mn, mx, true
 	} else {
 		if less(mn, w.min) {
 			w.min = mn
@@ -375,17 +357,17 @@ func (w *window) addChunk(typ ValueType, c *chunkMeta) {
 			w.max = mx
 		}
 	}
-	w.last = mk(c.last)
-	w.n += int64(c.count)
+	w.last = last
+	w.n += n
 	switch typ {
 	case Float:
-		w.sumF += math.Float64frombits(c.sum)
+		w.sumF += math.Float64frombits(sum)
 	case Integer:
-		w.sumI += c.sum
-		w.sumF += float64(int64(c.sum))
+		w.sumI += sum
+		w.sumF += float64(int64(sum))
 	case Unsigned:
-		w.sumI += c.sum
-		w.sumF += float64(c.sum)
+		w.sumI += sum
+		w.sumF += float64(sum)
 	}
 }
 
