@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -135,6 +136,9 @@ func (c *conn) finish() {
 	if c.sess != nil {
 		s.detach(c, !c.cleanDisconnect || c.keepWill)
 		s.stats.connections.Add(-1)
+		if o := s.opts.Observer; o != nil {
+			o.OnDisconnect(c.info())
+		}
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -721,6 +725,9 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 	s.stats.connectsTotal.Add(1)
 	s.log.Debug("broker: client connected", "client", clientID, "remote", c.nc.RemoteAddr().String(),
 		"version", c.version, "clean", cp.CleanStart)
+	if o := s.opts.Observer; o != nil {
+		o.OnConnect(c.info())
+	}
 	return true
 }
 
@@ -749,6 +756,10 @@ func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, b
 		ClientID: clientID, Username: cp.Username, HasUsername: cp.UsernameFlag,
 		Password: cp.Password, HasPassword: cp.PasswordFlag,
 		RemoteAddr: c.nc.RemoteAddr(), ProtocolVersion: cp.ProtocolVersion,
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The handshake completed before the CONNECT could be read.
+		info.PeerCertificates = tc.ConnectionState().PeerCertificates
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
 	p, err := s.opts.Authenticator.Authenticate(ctx, info)
@@ -1020,7 +1031,20 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 			c.sess.deliver(outMsg{msg: m, qos: qos, retain: true})
 		}
 	}
+	if o := s.opts.Observer; o != nil {
+		info := c.info()
+		for i, sub := range sp.Subscriptions {
+			if codes[i] < 0x80 {
+				o.OnSubscribe(info, sub.Filter)
+			}
+		}
+	}
 	return true
+}
+
+// info describes the connected client to the Observer.
+func (c *conn) info() ClientInfo {
+	return ClientInfo{ClientID: c.clientID, Principal: c.principal, RemoteAddr: c.nc.RemoteAddr(), ProtocolVersion: c.version}
 }
 
 func (c *conn) handleUnsubscribe(h packets.FixedHeader, body []byte) bool {

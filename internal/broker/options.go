@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -32,8 +33,12 @@ type Options struct {
 	// Authorizer confines what a principal may publish and subscribe to.
 	// nil allows everything except publishing to topics starting with '$'.
 	Authorizer Authorizer
-	// Hook sees every accepted client PUBLISH; nil means none.
+	// Hook sees every accepted client PUBLISH; nil means none. Use
+	// ChainHooks to give several consumers the same batches.
 	Hook PublishHook
+	// Observer is told when clients connect, subscribe and disconnect; nil
+	// means nobody is.
+	Observer Observer
 	// AllowAnonymous accepts clients when the Authenticator is nil or
 	// returns ErrNoCredentials.
 	AllowAnonymous bool
@@ -98,6 +103,30 @@ type ConnectInfo struct {
 	HasPassword     bool
 	RemoteAddr      net.Addr
 	ProtocolVersion byte
+	// PeerCertificates is the verified client certificate chain when the
+	// client connected over TLS and presented one (leaf first); nil
+	// otherwise.
+	PeerCertificates []*x509.Certificate
+}
+
+// ClientInfo identifies a connected client to an Observer.
+type ClientInfo struct {
+	ClientID        string
+	Principal       *Principal
+	RemoteAddr      net.Addr
+	ProtocolVersion byte
+}
+
+// Observer is told about client lifecycle events. The calls are made from
+// the client's connection goroutine and must not block; they may call
+// Server.Publish. OnConnect follows the CONNACK and the messages the session
+// owed; OnSubscribe follows the SUBACK (and the retained messages) of each
+// granted filter; OnDisconnect is called once per connection that was
+// accepted, after its session was detached.
+type Observer interface {
+	OnConnect(c ClientInfo)
+	OnSubscribe(c ClientInfo, filter string)
+	OnDisconnect(c ClientInfo)
 }
 
 // Principal is who a connection authenticated as.
@@ -168,6 +197,36 @@ type Message struct {
 // disconnected (they resend). A slow hook slows down only that connection.
 type PublishHook interface {
 	OnPublish(ctx context.Context, batch []*Message) error
+}
+
+// ChainHooks returns a hook that gives each batch to hooks in order and
+// stops at the first error. nil hooks are skipped; with none left it
+// returns nil.
+func ChainHooks(hooks ...PublishHook) PublishHook {
+	var hs chain
+	for _, h := range hooks {
+		if h != nil {
+			hs = append(hs, h)
+		}
+	}
+	switch len(hs) {
+	case 0:
+		return nil
+	case 1:
+		return hs[0]
+	}
+	return hs
+}
+
+type chain []PublishHook
+
+func (hs chain) OnPublish(ctx context.Context, batch []*Message) error {
+	for _, h := range hs {
+		if err := h.OnPublish(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stats are cumulative counters and current gauges of a Server.
