@@ -557,4 +557,3 @@ func (st *Statement) Matches(env *Env) (bool, error) {
 	}
 	return Truthy(v), nil
 }
-

@@ -225,7 +225,7 @@ func (l *lexer) next() (token, error) {
 }
 
 // quoted reads a quoted string or identifier. The quote is escaped by
-// doubling it ('it''s') or with a backslash; \n, \t, \r, \\ and \uXXXX are
+// doubling it ('it”s') or with a backslash; \n, \t, \r, \\ and \uXXXX are
 // understood.
 func (l *lexer) quoted(q byte) (string, error) {
 	p := l.pos()

@@ -16,7 +16,6 @@ type parser struct {
 	inAgg bool
 }
 
-
 func isReserved(s string) bool {
 	switch strings.ToUpper(s) {
 	case "SELECT", "FROM", "WHERE", "AS", "AND", "OR", "NOT", "IN", "LIKE", "IS", "NULL", "TRUE", "FALSE",
