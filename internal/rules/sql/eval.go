@@ -225,20 +225,20 @@ func (x *Binary) Eval(env *Env) (any, error) {
 	}
 	switch x.Op {
 	case "AND", "OR":
-		lb, lok := toBool(l)
-		// Short circuit on a decided left side.
-		if lok && (x.Op == "AND" && !lb || x.Op == "OR" && lb) {
-			return lb, nil
-		}
+		// AWS IoT semantics: both sides must be Boolean (or "true"/"false").
 		r, err := x.R.Eval(env)
 		if err != nil {
 			return nil, err
 		}
+		lb, lok := toBool(l)
 		rb, rok := toBool(r)
 		if !lok || !rok {
 			return Undefined{}, nil
 		}
-		return rb, nil
+		if x.Op == "AND" {
+			return lb && rb, nil
+		}
+		return lb || rb, nil
 	}
 	r, err := x.R.Eval(env)
 	if err != nil {
