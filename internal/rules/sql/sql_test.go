@@ -82,13 +82,13 @@ func TestJSONAgainstEncodingJSON(t *testing.T) {
 }
 
 func TestLookupPath(t *testing.T) {
-	doc := []byte(`{"a": {"b": [10, {"c": "x"}, [1, 2]]}, "k\"q": 5, "e": {}}`)
+	doc := []byte(`{"dup": 1, "a": {"dup": 3, "b": [10, {"c": "x"}, [1, 2]], "dup": 4}, "k\"q": 5, "e": {}, "dup": 2}`)
 	cases := []struct {
 		path string
 		want any
 	}{
 		{"a.b[0]", int64(10)}, {"a.b[1].c", "x"}, {"a.b[2][1]", int64(2)}, {"`k\"q`", int64(5)},
-		{"a.b[3]", Undefined{}}, {"a.x", Undefined{}}, {"e.x", Undefined{}}, {"a.b.c", Undefined{}}, {"a.b[-1]", Undefined{}},
+		{"dup", int64(2)}, {"a.dup", int64(4)}, {"a.b[3]", Undefined{}}, {"a.x", Undefined{}}, {"e.x", Undefined{}}, {"a.b.c", Undefined{}}, {"a.b[-1]", Undefined{}},
 	}
 	for _, c := range cases {
 		e, err := ParseExpr(c.path)

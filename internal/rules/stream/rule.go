@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -219,6 +220,14 @@ func (r *Rule) groupKey(env *sql.Env) (string, error) {
 }
 
 func (r *Rule) eventTime(env *sql.Env, m *Message) (int64, error) {
+	// Fast path: an ISO-8601 string read straight from the payload.
+	if raw, ok, err := env.RawField(r.ts.(*sql.FieldRef)); err != nil {
+		return 0, err
+	} else if ok && len(raw) > 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		if ns, ok := parseISO(raw[1 : len(raw)-1]); ok {
+			return ns, nil
+		}
+	}
 	v, err := r.ts.Eval(env)
 	if err != nil {
 		return 0, err
@@ -229,17 +238,43 @@ func (r *Rule) eventTime(env *sql.Env, m *Message) (int64, error) {
 	return eventTime(v)
 }
 
+// rawKey returns the group key as bytes of the payload when the only
+// GROUP BY key is a string field without escapes (no allocation).
+func (r *Rule) rawKey(env *sql.Env) ([]byte, bool) {
+	if len(r.st.GroupBy) != 1 {
+		return nil, false
+	}
+	f, ok := r.st.GroupBy[0].(*sql.FieldRef)
+	if !ok {
+		return nil, false
+	}
+	raw, ok, err := env.RawField(f)
+	if err != nil || !ok || len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
+}
+
 func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 	t, err := r.eventTime(env, m)
 	if err != nil {
 		return nil, err
 	}
-	key, err := r.groupKey(env)
-	if err != nil {
-		return nil, err
+	var g *group
+	var key string
+	kb, fast := r.rawKey(env)
+	if fast {
+		g = r.groups[string(kb)]
+	} else {
+		if key, err = r.groupKey(env); err != nil {
+			return nil, err
+		}
+		g = r.groups[key]
 	}
-	g := r.groups[key]
 	if g == nil {
+		if fast {
+			key = string(kb)
+		}
 		g = &group{key: key, maxT: math.MinInt64, closed: math.MinInt64}
 		r.groups[key] = g
 	}
