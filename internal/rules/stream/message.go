@@ -101,8 +101,11 @@ type Options struct {
 	AllowedLateness time.Duration
 	// IdleTimeout closes a group's open windows when it has received
 	// nothing for this long (processing time, checked by Tick). Zero means
-	// the window length (the session timeout for session windows; count
-	// windows never close on idle); negative disables idle closing.
+	// the window length (the session timeout for session windows);
+	// negative disables idle closing. Count windows never emit on idle:
+	// with an explicit IdleTimeout a quiet group's partial count window is
+	// dropped and the group forgotten, without one it waits for more
+	// messages.
 	IdleTimeout time.Duration
 	// Now is the clock (time.Now when nil); used for messages without a
 	// receive time.

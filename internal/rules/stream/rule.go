@@ -64,7 +64,7 @@ func Compile(name, src string, opts Options) (*Rule, error) {
 			case sql.Session:
 				r.idle = w.Timeout
 			case sql.Count:
-				r.idle = -1
+				r.idle = -1 // count windows do not close on time
 			default:
 				r.idle = w.Size
 			}
@@ -154,11 +154,11 @@ func (r *Rule) Process(ctx context.Context, m *Message) ([]Output, error) {
 	}
 	r.stats.Passed++
 	r.stats.Outputs++
+	// The event time of a per-message output; an unreadable timestamp
+	// falls back to the receive time (only windows depend on it).
 	t := env.Now
-	if v, err := r.ts.Eval(env); err == nil && v != nil && !sql.IsUndefined(v) {
-		if ns, err := eventTime(v); err == nil {
-			t = time.Unix(0, ns).UTC()
-		}
+	if ns, err := r.eventTime(env, m); err == nil {
+		t = time.Unix(0, ns).UTC()
 	}
 	return []Output{{
 		Rule: r.name, Row: Row{Columns: cols, Values: vals},
@@ -550,32 +550,45 @@ func (r *Rule) Tick(now time.Time) []Output {
 	if r.win == nil || r.idle < 0 {
 		return nil
 	}
-	var outs []Output
+	type keyed struct {
+		o   Output
+		key string
+	}
+	var ko []keyed
 	forget := 2*r.idle + r.win.Size + r.win.Timeout + r.opts.AllowedLateness
 	for k, g := range r.groups {
 		idle := now.Sub(g.lastSeen)
 		if idle < r.idle {
 			continue
 		}
-		if len(g.open) > 0 || (len(g.entries) > 0 && r.win.Kind != sql.Count) {
-			outs = append(outs, r.closeReady(g, 0, true)...)
+		if r.win.Kind == sql.Count {
+			// An explicit idle timeout drops a quiet group's partial
+			// count window (never emitted) and the group.
+			delete(r.groups, k)
+			continue
 		}
-		if idle >= forget && len(g.open) == 0 && (len(g.entries) == 0 || r.win.Kind != sql.Count) {
+		if len(g.open) > 0 || len(g.entries) > 0 {
+			for _, o := range r.closeReady(g, 0, true) {
+				ko = append(ko, keyed{o, k})
+			}
+		}
+		if idle >= forget && len(g.open) == 0 && len(g.entries) == 0 {
 			delete(r.groups, k)
 		}
 	}
-	sort.SliceStable(outs, func(i, j int) bool {
-		a, b := outs[i], outs[j]
-		if !a.WindowEnd.Equal(b.WindowEnd) {
-			return a.WindowEnd.Before(b.WindowEnd)
+	sort.Slice(ko, func(i, j int) bool {
+		a, b := ko[i], ko[j]
+		if !a.o.WindowEnd.Equal(b.o.WindowEnd) {
+			return a.o.WindowEnd.Before(b.o.WindowEnd)
 		}
-		return groupOf(r, a) < groupOf(r, b)
+		if a.key != b.key {
+			return a.key < b.key
+		}
+		return a.o.WindowStart.Before(b.o.WindowStart)
 	})
+	outs := make([]Output, len(ko))
+	for i := range ko {
+		outs[i] = ko[i].o
+	}
 	return outs
-}
-
-// groupOf orders outputs of different groups deterministically.
-func groupOf(r *Rule, o Output) string {
-	b, _ := o.Row.MarshalJSON()
-	return o.Topic + "\x00" + string(b)
 }
