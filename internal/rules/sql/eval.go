@@ -43,6 +43,26 @@ type Env struct {
 	// and topOK), so that lookups skip straight to their first key.
 	top   []member
 	topOK bool
+	// Index, when set, is the payload's shared index (NewIndex): the
+	// validation pass is not repeated.
+	Index *Index
+}
+
+// Index is the validation result and top-level member index of one
+// payload, computed once and shared, read-only, by every rule that
+// evaluates the payload (safe for concurrent use).
+type Index struct {
+	err   error
+	top   []member
+	topOK bool
+}
+
+// NewIndex validates and indexes a payload.
+func NewIndex(payload []byte) *Index {
+	var e Env
+	e.Payload = payload
+	err := e.checkJSON()
+	return &Index{err: err, top: e.top, topOK: e.topOK}
 }
 
 type member struct {
@@ -53,6 +73,9 @@ type member struct {
 // Reset clears what the Env cached about its previous payload.
 func (e *Env) Reset() {
 	e.checked, e.jsonErr, e.root, e.decoded = false, nil, nil, false
+	if e.Index != nil {
+		e.top = nil
+	}
 	e.top, e.topOK = e.top[:0], false
 }
 
@@ -61,6 +84,12 @@ func (e *Env) Reset() {
 func (e *Env) checkJSON() error {
 	if !e.checked {
 		e.checked = true
+		if x := e.Index; x != nil {
+			// Shared: borrow the members (never appended to: Reset
+			// drops the borrowed slice).
+			e.jsonErr, e.top, e.topOK = x.err, x.top, x.topOK
+			return e.jsonErr
+		}
 		if !e.index() {
 			e.jsonErr = fmt.Errorf("%w (%d bytes)", ErrBadJSON, len(e.Payload))
 		}

@@ -21,7 +21,15 @@ type Message struct {
 	Principal string // thing name, "admin", or "" for anonymous
 	QoS       byte
 	Received  time.Time // broker receive time (processing time)
+
+	idx *sql.Index
 }
+
+// Prepare validates and indexes the payload once for every rule that will
+// process m: call it before handing one message to many rules (possibly
+// from several goroutines); without it each rule validates the payload
+// itself. The payload must not change afterwards.
+func (m *Message) Prepare() { m.idx = sql.NewIndex(m.Payload) }
 
 // Row is one output record: columns in SELECT order (JSON object order is
 // preserved when marshalled). Values are nil, bool, int64, float64, string,

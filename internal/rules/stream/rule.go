@@ -113,6 +113,7 @@ func (r *Rule) now() time.Time { return r.opts.Now() }
 func (r *Rule) prepare(ctx context.Context, m *Message) *sql.Env {
 	e := &r.env
 	e.Reset()
+	e.Index = m.idx
 	e.Ctx, e.Payload, e.Topic, e.ClientID, e.Principal = ctx, m.Payload, m.Topic, m.ClientID, m.Principal
 	e.Now = m.Received
 	if e.Now.IsZero() {

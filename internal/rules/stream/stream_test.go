@@ -170,3 +170,52 @@ func FuzzWindows(f *testing.F) {
 		r2.Tick(time.Unix(base+3600, 0))
 	})
 }
+
+// TestPreparedMessageSharedByRules: one prepared message processed by many
+// rules at once, with the same results as unprepared messages.
+func TestPreparedMessageSharedByRules(t *testing.T) {
+	srcs := []string{
+		"SELECT data.t AS t, device_id FROM 'x' WHERE data.t > 1",
+		"SELECT * FROM 'x'",
+		"SELECT device_id, sum(data.t) AS s FROM 'x' GROUP BY device_id, COUNTWINDOW(1)",
+	}
+	payload := []byte(`{"device_id":"d1","timestamp":"2024-01-01T00:00:00","data":{"t":2}}`)
+	want := make([]string, len(srcs))
+	for i, src := range srcs {
+		r, _ := Compile("r", src, Options{})
+		outs, err := r.Process(context.Background(), &Message{Topic: "x", Payload: payload})
+		if err != nil || len(outs) != 1 {
+			t.Fatal(outs, err)
+		}
+		b, _ := json.Marshal(outs[0].Row)
+		want[i] = string(b)
+	}
+	m := &Message{Topic: "x", Payload: payload}
+	m.Prepare()
+	bad := &Message{Topic: "x", Payload: []byte("{oops")}
+	bad.Prepare()
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _ := Compile("r", src, Options{})
+			for range 200 {
+				outs, err := r.Process(context.Background(), m)
+				if err != nil || len(outs) != 1 {
+					t.Error(outs, err)
+					return
+				}
+				if b, _ := json.Marshal(outs[0].Row); string(b) != want[i] {
+					t.Errorf("%s: %s, want %s", src, b, want[i])
+					return
+				}
+				if _, err := r.Process(context.Background(), bad); !errors.Is(err, sql.ErrBadJSON) {
+					t.Errorf("bad payload: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
