@@ -118,6 +118,14 @@ type Options struct {
 	// Now is the clock (time.Now when nil); used for messages without a
 	// receive time.
 	Now func() time.Time
+	// MaxGroups bounds the groups a windowed rule tracks (default
+	// 1,000,000); a message that would start one more fails with
+	// ErrLimit.
+	MaxGroups int
+	// MaxBuffered bounds the messages a windowed rule buffers for
+	// sliding, session and count windows, over all groups (default
+	// 1,000,000); a message beyond it fails with ErrLimit.
+	MaxBuffered int
 	// TimestampField is the payload path of the event time ("timestamp"
 	// when empty), e.g. "ts" or "meta.time".
 	TimestampField string

@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -10,6 +11,16 @@ import (
 	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/rules/sql"
+)
+
+// ErrLimit is wrapped when a windowed rule would exceed Options.MaxGroups
+// or Options.MaxBuffered; the message is not taken into any window.
+var ErrLimit = errors.New("stream: window limit reached")
+
+// Default limits of windowed rules.
+const (
+	DefaultMaxGroups   = 1_000_000
+	DefaultMaxBuffered = 1_000_000
 )
 
 // Rule is a compiled rule. It is not safe for concurrent use.
@@ -23,8 +34,9 @@ type Rule struct {
 	idle time.Duration
 
 	env    sql.Env
-	groups map[string]*group
-	stats  RuleStats
+	groups   map[string]*group
+	stats    RuleStats
+	buffered int // entries held by sliding, session and count windows
 	// scratch for aggregate arguments of one message
 	argv   []any
 	argInc []bool
@@ -40,6 +52,12 @@ func Compile(name, src string, opts Options) (*Rule, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxGroups <= 0 {
+		opts.MaxGroups = DefaultMaxGroups
+	}
+	if opts.MaxBuffered <= 0 {
+		opts.MaxBuffered = DefaultMaxBuffered
 	}
 	field := opts.TimestampField
 	if field == "" {
@@ -273,11 +291,20 @@ func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 		g = r.groups[key]
 	}
 	if g == nil {
+		if len(r.groups) >= r.opts.MaxGroups {
+			return nil, fmt.Errorf("%w: %d groups", ErrLimit, r.opts.MaxGroups)
+		}
 		if fast {
 			key = string(kb)
 		}
 		g = &group{key: key, maxT: math.MinInt64, closed: math.MinInt64}
 		r.groups[key] = g
+	}
+	switch r.win.Kind {
+	case sql.Sliding, sql.Session, sql.Count:
+		if r.buffered >= r.opts.MaxBuffered && !(r.win.Kind == sql.Count && len(g.entries) == r.win.Count) {
+			return nil, fmt.Errorf("%w: %d buffered messages", ErrLimit, r.opts.MaxBuffered)
+		}
 	}
 	g.lastSeen = env.Now
 	r.stats.Passed++
@@ -297,6 +324,7 @@ func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 			return nil, nil
 		}
 		g.insert(entry{t: t, m: m})
+		r.buffered++
 	case sql.Session:
 		to := int64(r.win.Timeout)
 		joins := len(g.entries) > 0 && t >= g.entries[0].t-to
@@ -305,6 +333,7 @@ func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 			return nil, nil
 		}
 		g.insert(entry{t: t, m: m})
+		r.buffered++
 	case sql.Count:
 		return r.addCount(g, m, t), nil
 	}
@@ -387,8 +416,10 @@ func (r *Rule) addCount(g *group, m *Message, t int64) []Output {
 	if len(g.entries) == n {
 		copy(g.entries, g.entries[1:])
 		g.entries = g.entries[:n-1]
+		r.buffered--
 	}
 	g.entries = append(g.entries, entry{t: t, m: m})
+	r.buffered++
 	g.since++
 	if len(g.entries) < n || g.since < hop {
 		return nil
@@ -404,6 +435,7 @@ func (r *Rule) addCount(g *group, m *Message, t int64) []Output {
 		outs = append(outs, o)
 	}
 	if hop == n {
+		r.buffered -= len(g.entries)
 		g.entries = g.entries[:0]
 	}
 	return outs
@@ -460,6 +492,7 @@ func (r *Rule) closeReady(g *group, wm int64, force bool) []Output {
 			cut++
 		}
 		if cut > 0 {
+			r.buffered -= cut
 			g.entries = append(g.entries[:0], g.entries[cut:]...)
 		}
 	case sql.Session:
@@ -480,6 +513,7 @@ func (r *Rule) closeReady(g *group, wm int64, force bool) []Output {
 				outs = append(outs, o)
 			}
 			g.closed = max(g.closed, end)
+			r.buffered -= k + 1
 			g.entries = append(g.entries[:0], es[k+1:]...)
 		}
 	}
@@ -565,6 +599,7 @@ func (r *Rule) Tick(now time.Time) []Output {
 		if r.win.Kind == sql.Count {
 			// An explicit idle timeout drops a quiet group's partial
 			// count window (never emitted) and the group.
+			r.buffered -= len(g.entries)
 			delete(r.groups, k)
 			continue
 		}

@@ -159,6 +159,9 @@ func FuzzWindows(f *testing.F) {
 			}
 			_, _ = r.Process(ctx, &Message{Topic: "x", Payload: p, Received: time.Unix(base, 0)})
 		}
+		checkBuffered(t, r)
+		r.Tick(time.Unix(base+int64(dt1%7), 0))
+		checkBuffered(t, r)
 		st, err := r.State()
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +171,19 @@ func FuzzWindows(f *testing.F) {
 			t.Fatal(err)
 		}
 		r2.Tick(time.Unix(base+3600, 0))
+		checkBuffered(t, r2)
 	})
+}
+
+func checkBuffered(t *testing.T, r *Rule) {
+	t.Helper()
+	n := 0
+	for _, g := range r.groups {
+		n += len(g.entries)
+	}
+	if n != r.buffered {
+		t.Fatalf("buffered count %d, entries %d", r.buffered, n)
+	}
 }
 
 // TestPreparedMessageSharedByRules: one prepared message processed by many
@@ -218,4 +233,46 @@ func TestPreparedMessageSharedByRules(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestLimits(t *testing.T) {
+	ctx := context.Background()
+	r, _ := Compile("g", "SELECT d, count(*) AS n FROM 'x' GROUP BY d, TUMBLINGWINDOW(ss, 10)", Options{MaxGroups: 2})
+	for i, d := range []string{"a", "b", "a", "c"} {
+		_, err := r.Process(ctx, &Message{Topic: "x", Payload: fmt.Appendf(nil, `{"d":%q}`, d)})
+		if (i == 3) != errors.Is(err, ErrLimit) {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	for _, src := range []string{
+		"SELECT count(*) AS n FROM 'x' GROUP BY SLIDINGWINDOW(hh, 1)",
+		"SELECT count(*) AS n FROM 'x' GROUP BY SESSIONWINDOW(hh, 10, 1)",
+		"SELECT count(*) AS n FROM 'x' GROUP BY d, COUNTWINDOW(100)",
+	} {
+		r, _ := Compile("b", src, Options{MaxBuffered: 5})
+		var errs int
+		for i := range 8 {
+			p := fmt.Appendf(nil, `{"d":"%d","timestamp":%d}`, i%2, 1704067200+i)
+			if _, err := r.Process(ctx, &Message{Topic: "x", Payload: p}); errors.Is(err, ErrLimit) {
+				errs++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if errs != 3 {
+			t.Errorf("%s: %d limit errors, want 3", src, errs)
+		}
+		st, _ := r.State()
+		r2, _ := Compile("b", src, Options{MaxBuffered: 5})
+		if err := r2.Restore(st); err != nil || r2.buffered != 5 {
+			t.Errorf("%s: restored %d buffered, %v", src, r2.buffered, err)
+		}
+	}
+	// A full count window keeps accepting: the oldest message leaves.
+	r, _ = Compile("c", "SELECT count(*) AS n FROM 'x' GROUP BY COUNTWINDOW(3, 1)", Options{MaxBuffered: 3})
+	for i := range 10 {
+		if _, err := r.Process(ctx, &Message{Topic: "x", Payload: []byte(`{}`)}); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
 }
