@@ -126,6 +126,9 @@ type Options struct {
 	// sliding, session and count windows, over all groups (default
 	// 1,000,000); a message beyond it fails with ErrLimit.
 	MaxBuffered int
+	// ProcessingTime makes windows use the broker receive time instead of
+	// the payload timestamp (for devices without a trustworthy clock).
+	ProcessingTime bool
 	// TimestampField is the payload path of the event time ("timestamp"
 	// when empty), e.g. "ts" or "meta.time".
 	TimestampField string

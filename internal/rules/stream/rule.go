@@ -239,6 +239,9 @@ func (r *Rule) groupKey(env *sql.Env) (string, error) {
 }
 
 func (r *Rule) eventTime(env *sql.Env, m *Message) (int64, error) {
+	if r.opts.ProcessingTime {
+		return env.Now.UnixNano(), nil
+	}
 	// Fast path: an ISO-8601 string read straight from the payload.
 	if raw, ok, err := env.RawField(r.ts.(*sql.FieldRef)); err != nil {
 		return 0, err

@@ -19,7 +19,7 @@ import (
 // one-line eval/compile-error check). Directives:
 //
 //	sql: SELECT ...            start a case; indented lines continue the SQL
-//	options: lateness=2s idle=30s timestamp=ts
+//	options: lateness=2s idle=30s timestamp=ts processing-time=true
 //	send [at=RFC3339] [client=C] [principal=P] TOPIC PAYLOAD
 //	error SUBSTRING            the previous send failed with this error
 //	out [start=T] [end=T] [topic=X] {JSON row, in column order}
@@ -118,6 +118,8 @@ func runScript(t *testing.T, file string) {
 					s.opts.IdleTimeout = mustDur(s, v)
 				case "timestamp":
 					s.opts.TimestampField = v
+				case "processing-time":
+					s.opts.ProcessingTime = v == "true"
 				default:
 					s.fail("unknown option %s", k)
 				}
