@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,8 +185,6 @@ func Points(body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*
 	// Size the backing arrays from the newline count, then sub-slice them.
 	est := bytes.Count(body, []byte{'\n'}) + 1
 	pts := make([]tsdb.Point, 0, est)
-	tagBuf := make([]tsdb.Tag, 0, est*4)
-	fieldBuf := make([]tsdb.Field, 0, est*4)
 	intern := make(map[string]string)
 	str := func(b []byte) string {
 		if s, ok := intern[string(b)]; ok {
@@ -195,6 +194,14 @@ func Points(body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*
 		intern[s] = s
 		return s
 	}
+	// Lines of one series share its measurement, tag slice and field keys.
+	type seriesEntry struct {
+		meas      string
+		tags      []tsdb.Tag
+		fieldKeys []string
+	}
+	series := make(map[string]*seriesEntry)
+	fieldBuf := make([]tsdb.Field, 0, est*4)
 	var bad []*lineproto.LineError
 	for {
 		l, err := d.Next()
@@ -213,24 +220,29 @@ func Points(body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*
 		ts := now
 		if l.HasTime {
 			if ts, err = prec.ToNanos(l.Time); err != nil {
-				bad = append(bad, &lineproto.LineError{Number: l.Number, Text: fmt.Sprintf("%s ... %d", l.Measurement, l.Time), Msg: err.Error()})
+				bad = append(bad, &lineproto.LineError{Number: l.Number, Text: fmt.Sprintf("%s ... %d", l.Series, l.Time), Msg: err.Error()})
 				continue
 			}
 		} else if prec != lineproto.Nanosecond {
 			ts -= ts % int64(prec)
 		}
-		if len(tagBuf)+len(l.Tags) > cap(tagBuf) {
-			tagBuf = make([]tsdb.Tag, 0, max(1024, len(l.Tags)*64))
-		}
-		t0 := len(tagBuf)
-		for _, t := range l.Tags {
-			tagBuf = append(tagBuf, tsdb.Tag{Key: str(t.Key), Value: str(t.Value)})
+		se := series[string(l.Series)]
+		if se == nil {
+			se = &seriesEntry{meas: str(l.Measurement)}
+			if len(l.Tags) > 0 {
+				se.tags = make([]tsdb.Tag, len(l.Tags))
+				for i, t := range l.Tags {
+					se.tags[i] = tsdb.Tag{Key: str(t.Key), Value: str(t.Value)}
+				}
+				slices.SortFunc(se.tags, func(a, b tsdb.Tag) int { return strings.Compare(a.Key, b.Key) })
+			}
+			series[string(l.Series)] = se
 		}
 		if len(fieldBuf)+len(l.Fields) > cap(fieldBuf) {
 			fieldBuf = make([]tsdb.Field, 0, max(1024, len(l.Fields)*64))
 		}
 		f0 := len(fieldBuf)
-		for _, f := range l.Fields {
+		for i, f := range l.Fields {
 			var v tsdb.Value
 			switch f.Type {
 			case lineproto.Float:
@@ -244,11 +256,22 @@ func Points(body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*
 			case lineproto.String:
 				v = tsdb.StringValue(string(f.Str))
 			}
-			fieldBuf = append(fieldBuf, tsdb.Field{Key: str(f.Key), Value: v})
+			var key string
+			if i < len(se.fieldKeys) && se.fieldKeys[i] == string(f.Key) {
+				key = se.fieldKeys[i]
+			} else {
+				key = str(f.Key)
+				if i < len(se.fieldKeys) {
+					se.fieldKeys[i] = key
+				} else {
+					se.fieldKeys = append(se.fieldKeys, key)
+				}
+			}
+			fieldBuf = append(fieldBuf, tsdb.Field{Key: key, Value: v})
 		}
 		pts = append(pts, tsdb.Point{
-			Measurement: str(l.Measurement),
-			Tags:        tagBuf[t0:len(tagBuf):len(tagBuf)],
+			Measurement: se.meas,
+			Tags:        se.tags,
 			Fields:      fieldBuf[f0:len(fieldBuf):len(fieldBuf)],
 			Time:        ts,
 		})

@@ -272,8 +272,9 @@ func (db *DB) Write(ctx context.Context, points []Point) error {
 		return nil
 	}
 	pts := make([]preparedPoint, len(points))
+	var pr preparer
 	for i := range points {
-		p, err := prepare(points[i])
+		p, err := pr.prepare(points[i])
 		if err != nil {
 			return fmt.Errorf("point %d: %w: %v", i, ErrInvalidPoint, err)
 		}
@@ -301,8 +302,9 @@ func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, e
 	pts := make([]preparedPoint, 0, len(points))
 	var idx []int
 	var rejected []PointError
+	var pr preparer
 	for i := range points {
-		p, err := prepare(points[i])
+		p, err := pr.prepare(points[i])
 		if err != nil {
 			rejected = append(rejected, PointError{Index: i, Err: fmt.Errorf("%w: %v", ErrInvalidPoint, err)})
 			if idx == nil {
@@ -438,28 +440,37 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		for i := range r.pts {
 			p := &r.pts[i]
 			s := db.index.byKey[p.key]
-			msg := conflict(s, p, pending)
-			if msg == "" && mine != nil {
-				msg = conflict(nil, p, mine)
-			}
-			if msg != "" {
-				bad, badIdx = msg, i
-				break
-			}
+			p.s = s
 			for _, f := range p.Fields {
-				k := p.key + "\x00" + f.Key
 				if s != nil {
-					if _, ok := s.fields[f.Key]; ok {
+					if t, ok := s.fields[f.Key]; ok {
+						if t != f.Value.typ {
+							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+						}
 						continue
 					}
 				}
-				if _, ok := pending[k]; ok {
+				// A field new to the series: check the types accepted
+				// earlier in this group and in this request.
+				k := p.key + "\x00" + f.Key
+				t, ok := pending[k]
+				if !ok {
+					t, ok = mine[k]
+				}
+				if ok {
+					if t != f.Value.typ {
+						bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+					}
 					continue
 				}
 				if mine == nil {
 					mine = make(map[string]ValueType)
 				}
 				mine[k] = f.Value.typ
+			}
+			if bad != "" {
+				badIdx = i
+				break
 			}
 		}
 		if bad != "" && r.partial {
@@ -505,7 +516,11 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 	for _, r := range accepted {
 		for i := range r.pts {
 			p := &r.pts[i]
-			db.apply(db.index.getOrCreate(p.key, p.Measurement, p.Tags), p)
+			s := p.s
+			if s == nil {
+				s = db.index.getOrCreate(p.key, p.Measurement, p.Tags)
+			}
+			db.apply(s, p)
 			samples += len(p.Fields)
 		}
 		points += len(r.pts)
@@ -672,7 +687,8 @@ func (db *DB) writePartition(p *headPartition) (*block, error) {
 	data := make([]blockSeriesData, 0, len(p.series))
 	for _, hs := range p.series {
 		sd := blockSeriesData{s: hs.s}
-		for name, f := range hs.fields {
+		for _, f := range hs.fields {
+			name := f.name
 			ts, vals, strs := f.sortedCopy()
 			sd.fields = append(sd.fields, blockFieldData{name: name, typ: f.typ, ts: ts, vals: vals, strs: strs})
 		}

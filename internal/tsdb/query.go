@@ -230,7 +230,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 				if hs == nil {
 					return
 				}
-				hf := hs.fields[name]
+				hf := hs.field(name, 0)
 				if hf == nil || hf.typ != typ {
 					return
 				}

@@ -55,6 +55,9 @@ type Field struct {
 
 // Line is one decoded line.
 type Line struct {
+	// Series is the line's measurement and tags as written (escaped),
+	// which identifies the series: callers may cache by it.
+	Series      []byte
 	Measurement []byte
 	Tags        []Tag
 	Fields      []Field
@@ -162,7 +165,7 @@ func (d *Decoder) Next() (*Line, error) {
 	d.scratch = d.scratch[:0]
 	l := &d.line
 	l.Tags, l.Fields, l.Time, l.HasTime, l.Number = l.Tags[:0], l.Fields[:0], 0, false, num
-	if msg := d.parse(l); msg != "" {
+	if msg := d.parse(l, start); msg != "" {
 		end := d.pos
 		// Report and skip the rest of the physical line.
 		if i := bytes.IndexByte(d.data[end:], '\n'); i >= 0 {
@@ -235,7 +238,7 @@ func (d *Decoder) scan(stop1, stop2, stop3 byte) ([]byte, bool, byte) {
 }
 
 // parse decodes one line at d.pos into l, returning an error message.
-func (d *Decoder) parse(l *Line) string {
+func (d *Decoder) parse(l *Line, start int) string {
 	m, esc, c := d.scan(',', ' ', '\t')
 	if len(m) == 0 {
 		return "missing measurement"
@@ -276,6 +279,7 @@ func (d *Decoder) parse(l *Line) string {
 	if c != ' ' && c != '\t' {
 		return "missing fields"
 	}
+	l.Series = d.data[start:d.pos]
 	d.skipSpace()
 	// Fields.
 	for {
