@@ -95,7 +95,10 @@ func TestWriteV1AndV2(t *testing.T) {
 	if len(res) != 1 || len(res[0].Samples) != 2 || res[0].Samples[1].Time != 1700000002000000000 {
 		t.Fatalf("stored %+v", res)
 	}
-	fk, _ := func() ([]tsdb.FieldInfo, error) { d, _ := s.cat.DB("edgewise"); return d.FieldKeys(context.Background(), "cpu") }()
+	fk, _ := func() ([]tsdb.FieldInfo, error) {
+		d, _ := s.cat.DB("edgewise")
+		return d.FieldKeys(context.Background(), "cpu")
+	}()
 	want := []tsdb.FieldInfo{{Key: "msg", Type: tsdb.String}, {Key: "n", Type: tsdb.Integer}, {Key: "ok", Type: tsdb.Boolean}, {Key: "usage", Type: tsdb.Float}}
 	if len(fk) != 4 || fk[0] != want[0] || fk[3] != want[3] {
 		t.Fatalf("field keys %+v", fk)
