@@ -90,11 +90,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:          log.With("subsystem", "tsdb"),
 		DefaultDatabase: cfg.Storage.Database,
 		DB: tsdb.Options{
-			Fsync:           tsdb.FsyncPolicy(cfg.Storage.Fsync),
-			FsyncInterval:   time.Duration(cfg.Storage.FsyncInterval),
-			BlockDuration:   time.Duration(cfg.Storage.BlockDuration),
-			FlushInterval:   time.Duration(cfg.Storage.FlushInterval),
-			MaxQuerySamples: cfg.Storage.MaxQuerySamples,
+			Fsync:            tsdb.FsyncPolicy(cfg.Storage.Fsync),
+			FsyncInterval:    time.Duration(cfg.Storage.FsyncInterval),
+			BlockDuration:    time.Duration(cfg.Storage.BlockDuration),
+			FlushInterval:    time.Duration(cfg.Storage.FlushInterval),
+			MaxQuerySamples:  cfg.Storage.MaxQuerySamples,
+			OutOfOrderWindow: time.Duration(cfg.Storage.OutOfOrderWindow),
+			MaxSeries:        cfg.Storage.MaxSeries,
 		},
 	})
 	if err != nil {

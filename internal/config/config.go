@@ -85,6 +85,10 @@ type Storage struct {
 	Database        string   `yaml:"database"`
 	Retention       Duration `yaml:"retention"`
 	MaxQuerySamples int      `yaml:"max_query_samples"` // per query; 0 = unlimited
+	// OutOfOrderWindow rejects points older than the newest written minus
+	// the window (0 = accept any age); MaxSeries bounds series per database.
+	OutOfOrderWindow Duration `yaml:"out_of_order_window"`
+	MaxSeries        int      `yaml:"max_series"`
 }
 
 // Influx configures the InfluxDB-compatible HTTP API.
@@ -228,7 +232,7 @@ func (c *Config) Validate() error {
 	if c.Storage.FsyncInterval <= 0 || c.Storage.BlockDuration < Duration(time.Minute) || c.Storage.FlushInterval <= 0 {
 		return bad("storage intervals must be positive and block_duration at least 1m")
 	}
-	if c.Storage.Database == "" || c.Storage.Retention < 0 || c.Storage.MaxQuerySamples < 0 || c.Influx.MaxBodyBytes < 1024 {
+	if c.Storage.Database == "" || c.Storage.Retention < 0 || c.Storage.MaxQuerySamples < 0 || c.Storage.OutOfOrderWindow < 0 || c.Storage.MaxSeries < 0 || c.Influx.MaxBodyBytes < 1024 {
 		return bad("storage.database must not be empty, storage.retention and max_query_samples not negative, influx.max_body_bytes at least 1024")
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {

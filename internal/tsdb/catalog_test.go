@@ -43,7 +43,7 @@ func TestCatalogLifecycle(t *testing.T) {
 	if _, err := c.CreateDatabase(ctx, "", RetentionPolicy{}); err == nil {
 		t.Fatal("empty name accepted")
 	}
-	mustWrite(t, db, pt("d1", 1, f("x", FloatValue(1))))
+	mustWrite(t, db, pt("d1", time.Now().UnixNano(), f("x", FloatValue(1))))
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

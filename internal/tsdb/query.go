@@ -97,7 +97,8 @@ type source struct {
 	prio       int
 	blk        *block
 	chunk      *chunkMeta
-	samples    []Sample // head data, already range-filtered
+	samples    []Sample   // head data, already range-filtered
+	del        [][2]int64 // ranges [start, end) hidden by tombstones
 }
 
 type fieldPlan struct {
@@ -125,7 +126,12 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	if q.MaxSamples <= 0 {
 		q.MaxSamples = db.opts.MaxQuerySamples
 	}
-	plans, err := db.plan(&q)
+	plans, blocks, err := db.plan(&q)
+	defer func() {
+		for _, b := range blocks {
+			b.release()
+		}
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +185,13 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 // plan takes a consistent snapshot under the read lock: matching series,
 // their fields, the block chunks overlapping the range and copies of the
 // head samples in range.
-func (db *DB) plan(q *Query) ([]fieldPlan, error) {
+func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
+	blocks := slices.Clone(db.blocks)
+	for _, b := range blocks {
+		b.acquire()
+	}
 	matched := db.index.match(q.Measurement, q.Tags, q.Matchers)
 	slices.SortFunc(matched, func(a, b *series) int { return compareTags(a.tags, b.tags) })
 	inRange := func(minT, maxT int64) bool {
@@ -199,7 +209,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 		for _, name := range names {
 			typ := s.fields[name]
 			if q.Every > 0 && numericOnly(q.Fn) && (typ == Boolean || typ == String) {
-				return nil, fmt.Errorf("%w: aggregate %s is not supported for %s field %q (use count, first or last)",
+				return nil, blocks, fmt.Errorf("%w: aggregate %s is not supported for %s field %q (use count, first or last)",
 					ErrInvalidQuery, q.Fn, typ, name)
 			}
 			p := fieldPlan{s: s, field: name, typ: typ}
@@ -217,10 +227,14 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 				if bf == nil || bf.typ != typ {
 					continue
 				}
+				var del [][2]int64
+				if len(db.tombs) > 0 {
+					del = db.deletedRanges(s, b)
+				}
 				for i := range bf.chunks {
 					c := &bf.chunks[i]
 					if inRange(c.minT, c.maxT) {
-						p.sources = append(p.sources, source{minT: c.minT, maxT: c.maxT, prio: prio, blk: b, chunk: c})
+						p.sources = append(p.sources, source{minT: c.minT, maxT: c.maxT, prio: prio, blk: b, chunk: c, del: del})
 					}
 				}
 			}
@@ -253,7 +267,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 			}
 		}
 	}
-	return plans, nil
+	return plans, blocks, nil
 }
 
 // groupSources sorts sources by time and splits them into runs: a run is
@@ -306,6 +320,16 @@ func load(g []source, typ ValueType, start, end int64, b *budget) ([]Sample, err
 					hi, _ = slices.BinarySearchFunc(smp, end, func(x Sample, t int64) int { return cmp.Compare(x.Time, t) })
 				}
 				smp = smp[lo:hi]
+			}
+			if len(s.del) > 0 {
+				smp = slices.DeleteFunc(smp, func(x Sample) bool {
+					for _, d := range s.del {
+						if x.Time >= d[0] && x.Time < d[1] {
+							return true
+						}
+					}
+					return false
+				})
 			}
 		}
 		if len(g) == 1 {
@@ -481,7 +505,7 @@ func aggregate(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 		if q.Limit > 0 && len(out) > q.Limit {
 			break
 		}
-		if len(g) == 1 && g[0].chunk != nil && summaryOK {
+		if len(g) == 1 && g[0].chunk != nil && summaryOK && len(g[0].del) == 0 {
 			c := g[0].chunk
 			if c.minT >= q.Start && (q.End == 0 || c.maxT < q.End) && floorDiv(c.minT, every) == floorDiv(c.maxT, every) {
 				feed(c.minT)
