@@ -105,6 +105,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.ts, err = a.cat.CreateDatabase(ctx, cfg.Storage.Database, tsdb.RetentionPolicy{Duration: time.Duration(cfg.Storage.Retention)}); err != nil {
 		return nil, err
 	}
+	for _, r := range cfg.Storage.Rollups {
+		if err := a.cat.AddRollup(ctx, tsdb.Rollup{Source: cfg.Storage.Database, Target: r.Database,
+			Every: time.Duration(r.Every), Retention: time.Duration(r.Retention)}); err != nil {
+			return nil, fmt.Errorf("app: storage.rollups %s: %w", r.Database, err)
+		}
+	}
 	if a.ingest, err = ingest.NewPipeline(ingest.Options{
 		Logger:      log.With("subsystem", "ingest"),
 		Measurement: cfg.Ingest.Measurement,

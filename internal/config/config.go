@@ -89,6 +89,16 @@ type Storage struct {
 	// the window (0 = accept any age); MaxSeries bounds series per database.
 	OutOfOrderWindow Duration `yaml:"out_of_order_window"`
 	MaxSeries        int      `yaml:"max_series"`
+	// Rollups keep downsampled mean/min/max/count of Database in other
+	// databases (every must divide block_duration).
+	Rollups []Rollup `yaml:"rollups"`
+}
+
+// Rollup is one downsampled copy of the default database.
+type Rollup struct {
+	Database  string   `yaml:"database"`  // target database
+	Every     Duration `yaml:"every"`     // window width, e.g. 1m or 1h
+	Retention Duration `yaml:"retention"` // of the target; 0 = forever
 }
 
 // Influx configures the InfluxDB-compatible HTTP API.

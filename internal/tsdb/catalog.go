@@ -52,9 +52,15 @@ type Catalog struct {
 	opts CatalogOptions
 	log  *slog.Logger
 
-	mu     sync.RWMutex
-	dbs    map[string]*catalogEntry
-	closed bool
+	mu      sync.RWMutex
+	dbs     map[string]*catalogEntry
+	rollups []Rollup
+	closed  bool
+
+	stopOnce   sync.Once
+	jobs       chan rollupJob
+	quit       chan struct{}
+	workerDone chan struct{}
 }
 
 type catalogEntry struct {
@@ -64,6 +70,7 @@ type catalogEntry struct {
 
 type catalogFile struct {
 	Databases []DatabaseInfo `json:"databases"`
+	Rollups   []Rollup       `json:"rollups,omitempty"`
 }
 
 const catalogFileName = "catalog.json"
@@ -84,7 +91,9 @@ func OpenCatalog(ctx context.Context, opts CatalogOptions) (*Catalog, error) {
 	if err := validDatabaseName(opts.DefaultDatabase); err != nil {
 		return nil, err
 	}
-	c := &Catalog{opts: opts, log: opts.Logger, dbs: make(map[string]*catalogEntry)}
+	c := &Catalog{opts: opts, log: opts.Logger, dbs: make(map[string]*catalogEntry),
+		jobs: make(chan rollupJob, 1024), quit: make(chan struct{}), workerDone: make(chan struct{})}
+	go c.rollupWorker()
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "databases"), 0o755); err != nil {
 		return nil, fmt.Errorf("tsdb: create catalog dir: %w", err)
 	}
@@ -104,6 +113,7 @@ func OpenCatalog(ctx context.Context, opts CatalogOptions) (*Catalog, error) {
 	if !slices.ContainsFunc(cf.Databases, func(d DatabaseInfo) bool { return d.Name == opts.DefaultDatabase }) {
 		cf.Databases = append(cf.Databases, DatabaseInfo{Name: opts.DefaultDatabase, Retention: RetentionPolicy{Name: "autogen"}})
 	}
+	c.rollups = cf.Rollups
 	for _, info := range cf.Databases {
 		db, err := c.openDB(ctx, info)
 		if err != nil {
@@ -163,6 +173,7 @@ func (c *Catalog) openDB(ctx context.Context, info DatabaseInfo) (*DB, error) {
 	o.Dir = c.dbDir(info.Name)
 	o.Logger = c.log.With("database", info.Name)
 	o.Retention = info.Retention.Duration
+	o.OnBlock = c.onBlock(info.Name)
 	db, err := Open(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("tsdb: database %q: %w", info.Name, err)
@@ -173,7 +184,7 @@ func (c *Catalog) openDB(ctx context.Context, info DatabaseInfo) (*DB, error) {
 // save writes catalog.json atomically; c.mu must be held (or the catalog
 // not yet shared).
 func (c *Catalog) save() error {
-	var cf catalogFile
+	cf := catalogFile{Rollups: c.rollups}
 	for _, e := range c.dbs {
 		cf.Databases = append(cf.Databases, e.info)
 	}
@@ -301,8 +312,11 @@ func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %q", ErrDatabaseNotFound, name)
 	}
 	delete(c.dbs, name)
+	oldRollups := c.rollups
+	c.rollups = slices.DeleteFunc(slices.Clone(c.rollups), func(r Rollup) bool { return r.Source == name || r.Target == name })
 	if err := c.save(); err != nil {
 		c.dbs[name] = e
+		c.rollups = oldRollups
 		return err
 	}
 	if err := e.db.Close(); err != nil {
@@ -329,10 +343,17 @@ func (c *Catalog) Stats() map[string]Stats {
 // Close closes every database. It is idempotent.
 func (c *Catalog) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
+	c.mu.Unlock()
+	c.stopOnce.Do(func() {
+		close(c.quit)
+		<-c.workerDone
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.closed = true
 	var errs []error
 	for _, e := range c.dbs {

@@ -200,3 +200,56 @@ func TestMatchersAndMetadata(t *testing.T) {
 		t.Fatalf("budget err = %v", err)
 	}
 }
+
+func TestRollups(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := openCatalogTest(t, dir)
+	src, _ := c.DB("edgewise")
+	minute := int64(time.Minute)
+	// Partition [0, 2h): two minutes of data before the rollup exists.
+	mustWrite(t, src, pt("d1", 10*int64(time.Second), f("v", FloatValue(1)), f("s", StringValue("x"))),
+		pt("d1", 20*int64(time.Second), f("v", FloatValue(3))),
+		pt("d1", minute+1, f("v", FloatValue(10))))
+	if err := src.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddRollup(ctx, Rollup{Source: "edgewise", Target: "edgewise_1m", Every: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddRollup(ctx, Rollup{Source: "edgewise", Target: "x", Every: 7 * time.Minute}); err == nil {
+		t.Fatal("rollup every that does not divide the block duration accepted")
+	}
+	dst, err := c.DB("edgewise_1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() map[string]map[int64]string {
+		out := map[string]map[int64]string{}
+		for _, s := range mustQuery(t, dst, Query{Measurement: "telemetry"}) {
+			out[s.Field] = map[int64]string{}
+			for _, x := range s.Samples {
+				out[s.Field][x.Time] = x.Value.String()
+			}
+		}
+		return out
+	}
+	got := get()
+	if got["v_mean"][0] != "2" || got["v_min"][0] != "1" || got["v_max"][0] != "3" || got["v_count"][0] != "2" || got["v_mean"][minute] != "10" || got["s_count"] != nil {
+		t.Fatalf("rollup of existing blocks: %v", got)
+	}
+	// A late point in the same partition: the next flush recomputes it.
+	mustWrite(t, src, pt("d1", 30*int64(time.Second), f("v", FloatValue(8))))
+	if err := src.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return get()["v_max"][0] == "8" }, "late point folded into the rollup")
+	if got := get(); got["v_count"][0] != "3" || got["v_mean"][0] != "4" {
+		t.Fatalf("after late point: %v", got)
+	}
+	c.Close()
+	c = openCatalogTest(t, dir)
+	if rs := c.Rollups(); len(rs) != 1 || rs[0].Target != "edgewise_1m" {
+		t.Fatalf("rollups after reopen: %+v", rs)
+	}
+}
