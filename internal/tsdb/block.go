@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/edgewise-iot/edgewise/internal/tsdb/chunkenc"
 )
@@ -56,7 +58,30 @@ type block struct {
 	samples    int
 	f          *os.File
 	series     map[uint64]*blockSeries
+
+	refs      atomic.Int64 // queries using the block
+	retired   atomic.Bool  // no longer in DB.blocks: close when refs is 0
+	closeOnce sync.Once
 }
+
+func (b *block) acquire() { b.refs.Add(1) }
+
+func (b *block) release() {
+	if b.refs.Add(-1) == 0 && b.retired.Load() {
+		b.closeFile()
+	}
+}
+
+// retire marks a block removed from DB.blocks (under DB.mu, so no new
+// query acquires it) and closes its file once unused.
+func (b *block) retire() {
+	b.retired.Store(true)
+	if b.refs.Load() == 0 {
+		b.closeFile()
+	}
+}
+
+func (b *block) closeFile() { b.closeOnce.Do(func() { b.f.Close() }) }
 
 // blockSeriesData is what writeBlock needs per series field: sorted,
 // de-duplicated samples.
@@ -338,7 +363,7 @@ func parseBlockIndex(idx []byte, dataEnd uint64, ix *seriesIndex, init func(*blo
 				break
 			}
 			if old, ok := s.fields[name]; !ok {
-				s.fields[name] = typ
+				ix.setField(s, name, typ)
 			} else if old != typ {
 				d.fail("field type (conflicts with another block)")
 				break

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -44,6 +46,29 @@ type Options struct {
 	// once the newest written timestamp is half a BlockDuration past the
 	// partition's end.
 	MaxHeadSamples int
+	// MaxQuerySamples bounds the samples one query may decode or copy
+	// (ErrQueryLimit beyond); 0 = unlimited. Query.MaxSamples overrides it.
+	MaxQuerySamples int
+	// Retention drops whole partitions that ended more than Retention
+	// before now; 0 keeps data forever.
+	Retention time.Duration
+	// OutOfOrderWindow rejects points older than the newest point written
+	// minus the window (ErrOutOfWindow); 0 accepts any age. Late points
+	// within the window go to the head and are merged by compaction.
+	OutOfOrderWindow time.Duration
+	// MaxSeries rejects points that would create more series
+	// (ErrSeriesLimit); 0 = unlimited. Checked when a batch is submitted,
+	// so concurrent batches may overshoot by their new series.
+	MaxSeries int
+	// CompactInterval is how often partitions with several blocks (or
+	// deletions) are compacted; default FlushInterval.
+	CompactInterval time.Duration
+	// OnBlock, if set, is called (outside locks, from the background
+	// goroutine or Flush) with the start of each partition that got a new
+	// block from a flush; rollups hang on it.
+	OnBlock func(partitionStart int64)
+	// Now is the clock for retention; default time.Now.
+	Now func() time.Time
 }
 
 func (o *Options) setDefaults() error {
@@ -69,6 +94,12 @@ func (o *Options) setDefaults() error {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Minute
 	}
+	if o.CompactInterval <= 0 {
+		o.CompactInterval = o.FlushInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.MaxHeadSamples <= 0 {
 		o.MaxHeadSamples = 8 << 20
 	}
@@ -77,17 +108,22 @@ func (o *Options) setDefaults() error {
 
 // Stats are counters describing the DB.
 type Stats struct {
-	Series         int   `json:"series"`          // series known (head and blocks)
-	HeadSamples    int   `json:"head_samples"`    // field values in memory, not yet in blocks
-	HeadPartitions int   `json:"head_partitions"` // partitions in the head
-	Blocks         int   `json:"blocks"`          // block files loaded
-	BlockSamples   int64 `json:"block_samples"`   // field values stored in blocks
-	WALBytes       int64 `json:"wal_bytes"`       // bytes in wal/
-	BlockBytes     int64 `json:"block_bytes"`     // bytes in block files
-	SamplesWritten int64 `json:"samples_written"` // field values accepted by Write since Open
-	PointsWritten  int64 `json:"points_written"`  // points accepted by Write since Open
-	WriteBatches   int64 `json:"write_batches"`   // WAL writes (group commits) since Open
-	Flushes        int64 `json:"flushes"`         // blocks written since Open
+	Series         int   `json:"series"`             // series known (head and blocks)
+	HeadSamples    int   `json:"head_samples"`       // field values in memory, not yet in blocks
+	HeadPartitions int   `json:"head_partitions"`    // partitions in the head
+	Blocks         int   `json:"blocks"`             // block files loaded
+	BlockSamples   int64 `json:"block_samples"`      // field values stored in blocks
+	WALBytes       int64 `json:"wal_bytes"`          // bytes in wal/
+	BlockBytes     int64 `json:"block_bytes"`        // bytes in block files
+	SamplesWritten int64 `json:"samples_written"`    // field values accepted by Write since Open
+	PointsWritten  int64 `json:"points_written"`     // points accepted by Write since Open
+	WriteBatches   int64 `json:"write_batches"`      // WAL writes (group commits) since Open
+	Flushes        int64 `json:"flushes"`            // blocks written since Open
+	Compactions    int64 `json:"compactions"`        // partitions compacted since Open
+	RejectedLate   int64 `json:"rejected_late"`      // points outside the out-of-order window or retention
+	RejectedSeries int64 `json:"rejected_series"`    // points refused by the series limit
+	DroppedParts   int64 `json:"dropped_partitions"` // partitions dropped by retention
+	Tombstones     int   `json:"tombstones"`         // deletions still applied at query time
 }
 
 // DB is an embedded time-series database. All methods are safe for
@@ -120,13 +156,27 @@ type DB struct {
 	bgDone   chan struct{}
 	walErr   error // sticky WAL failure; writer goroutine only
 
-	samplesWritten, pointsWritten, batches, flushes atomic.Int64
+	samplesWritten, pointsWritten, batches, flushes         atomic.Int64
+	compactions, rejectedLate, rejectedSeries, droppedParts atomic.Int64
+	maxT                                                    atomic.Int64 // newest point time applied
+	tombs                                                   []tombstone  // guarded by mu
+	retention                                               atomic.Int64 // ns; 0 = forever
 }
+
+// setRetention changes the retention; it applies from the next check.
+func (db *DB) setRetention(d time.Duration) { db.retention.Store(int64(d)) }
 
 type writeReq struct {
 	pts  []preparedPoint
 	rec  []byte // framed WAL record
 	done chan error
+
+	// partial: drop conflicting points instead of failing the request;
+	// idx maps pts to the caller's indexes (nil = identity); rejected is
+	// filled by the writer before done.
+	partial  bool
+	idx      []int
+	rejected []PointError
 }
 
 type cutReq struct {
@@ -186,6 +236,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	w, err := openWAL(filepath.Join(opts.Dir, "wal"), db.log, func(pts []preparedPoint) {
 		for i := range pts {
 			p := &pts[i]
+			if r := opts.Retention; r > 0 && p.Time < opts.Now().UnixNano()-int64(r)-db.blockDur {
+				continue // its partition is dropped by retention
+			}
 			s := db.index.getOrCreate(p.key, p.Measurement, p.Tags)
 			if conflict(s, p, nil) != "" {
 				db.log.Warn("tsdb: dropping WAL point with conflicting field type", "series", p.Measurement)
@@ -200,6 +253,12 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("tsdb: open wal: %w", err)
 	}
 	db.wal = w
+	db.retention.Store(int64(opts.Retention))
+	if err := db.loadTombstones(); err != nil {
+		db.closeBlocks()
+		w.close()
+		return nil, err
+	}
 	db.log.Info("tsdb: opened", "dir", opts.Dir, "blocks", len(db.blocks), "series", len(db.index.byID),
 		"replayed_points", replayed, "head_samples", db.head.samples)
 	go db.writer()
@@ -238,11 +297,12 @@ func conflict(s *series, p *preparedPoint, pending map[string]ValueType) string 
 // held exclusively (or Open be running).
 func (db *DB) apply(s *series, p *preparedPoint) {
 	for _, f := range p.Fields {
-		if _, ok := s.fields[f.Key]; !ok {
-			s.fields[f.Key] = f.Value.typ
-		}
+		db.index.setField(s, f.Key, f.Value.typ)
 	}
 	db.head.add(s, p, db.blockDur)
+	if p.Time > db.maxT.Load() {
+		db.maxT.Store(p.Time)
+	}
 }
 
 // Write validates and stores points. Either the whole batch is accepted or
@@ -255,32 +315,175 @@ func (db *DB) Write(ctx context.Context, points []Point) error {
 		return nil
 	}
 	pts := make([]preparedPoint, len(points))
+	var pr preparer
 	for i := range points {
-		p, err := prepare(points[i])
+		p, err := pr.prepare(points[i])
 		if err != nil {
 			return fmt.Errorf("point %d: %w: %v", i, ErrInvalidPoint, err)
 		}
 		pts[i] = p
 	}
-	payload := appendPoints(make([]byte, 0, 64*len(pts)), pts)
-	if len(payload) > maxRecordSize {
-		return fmt.Errorf("%w: batch of %d bytes exceeds %d, split it", ErrInvalidPoint, len(payload), maxRecordSize)
+	if _, rej := db.admit(pts, nil); len(rej) > 0 {
+		return rej[0]
 	}
-	req := &writeReq{pts: pts, rec: appendRecord(make([]byte, 0, len(payload)+walHeaderSize), payload), done: make(chan error, 1)}
+	_, err := db.submit(ctx, &writeReq{pts: pts})
+	return err
+}
 
+// PointError names a point that WritePartial dropped and why (wrapping
+// ErrInvalidPoint, ErrFieldTypeConflict or ErrOutOfWindow).
+type PointError struct {
+	Index int // index in the written slice
+	Err   error
+}
+
+func (e PointError) Error() string { return fmt.Sprintf("point %d: %v", e.Index, e.Err) }
+
+func (e PointError) Unwrap() error { return e.Err }
+
+// WritePartial stores the acceptable points of a batch and drops the
+// others, as InfluxDB's partial writes do: it returns the dropped points
+// (sorted by index) and an error only when the batch could not be stored
+// at all (then nothing of it is stored). Durability and visibility are as
+// for Write.
+func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, error) {
+	pts := make([]preparedPoint, 0, len(points))
+	var idx []int
+	var rejected []PointError
+	var pr preparer
+	for i := range points {
+		p, err := pr.prepare(points[i])
+		if err != nil {
+			rejected = append(rejected, PointError{Index: i, Err: fmt.Errorf("%w: %v", ErrInvalidPoint, err)})
+			if idx == nil {
+				idx = make([]int, 0, len(points))
+				for j := 0; j < i; j++ {
+					idx = append(idx, j)
+				}
+			}
+			continue
+		}
+		pts = append(pts, p)
+		if idx != nil {
+			idx = append(idx, i)
+		}
+	}
+	if len(pts) < len(points) && idx == nil {
+		idx = make([]int, len(pts))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	var late []PointError
+	pts, late = db.admit(pts, &idx)
+	if len(late) > 0 {
+		rejected = append(rejected, late...)
+		slices.SortFunc(rejected, func(a, b PointError) int { return a.Index - b.Index })
+	}
+	if len(pts) == 0 {
+		return rejected, nil
+	}
+	req := &writeReq{pts: pts, idx: idx, partial: true}
+	more, err := db.submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(more) > 0 {
+		rejected = append(rejected, more...)
+		slices.SortFunc(rejected, func(a, b PointError) int { return a.Index - b.Index })
+	}
+	return rejected, nil
+}
+
+// admit drops points outside the write window or beyond the series limit.
+// idx (nil for Write) maps pts to caller indexes and is updated; with idx
+// nil the first rejection is enough (the batch fails).
+func (db *DB) admit(pts []preparedPoint, idx *[]int) ([]preparedPoint, []PointError) {
+	floor := int64(math.MinInt64)
+	if w := int64(db.opts.OutOfOrderWindow); w > 0 {
+		floor = db.maxT.Load() - w
+	}
+	if r := db.retention.Load(); r > 0 {
+		floor = max(floor, db.opts.Now().UnixNano()-r)
+	}
+	var newSeries map[string]bool
+	limit := db.opts.MaxSeries
+	var have int
+	if limit > 0 {
+		db.mu.RLock()
+		have = len(db.index.byKey)
+		defer db.mu.RUnlock()
+	}
+	var rej []PointError
+	kept := pts[:0]
+	var keptIdx []int
+	for i := range pts {
+		p := &pts[i]
+		orig := i
+		if idx != nil && *idx != nil {
+			orig = (*idx)[i]
+		}
+		var err error
+		switch {
+		case p.Time < floor:
+			db.rejectedLate.Add(1)
+			err = fmt.Errorf("%w: time %d is older than %d (out-of-order window %v, retention %v)",
+				ErrOutOfWindow, p.Time, floor, db.opts.OutOfOrderWindow, time.Duration(db.retention.Load()))
+		case limit > 0 && db.index.byKey[p.key] == nil && !newSeries[p.key]:
+			if have+len(newSeries) >= limit {
+				db.rejectedSeries.Add(1)
+				err = fmt.Errorf("%w: %d series (storage max_series)", ErrSeriesLimit, limit)
+				break
+			}
+			if newSeries == nil {
+				newSeries = make(map[string]bool)
+			}
+			newSeries[p.key] = true
+		}
+		if err != nil {
+			rej = append(rej, PointError{Index: orig, Err: err})
+			if idx == nil {
+				return nil, rej
+			}
+			continue
+		}
+		kept = append(kept, *p)
+		if idx != nil && *idx != nil {
+			keptIdx = append(keptIdx, orig)
+		}
+	}
+	if idx != nil && *idx != nil {
+		*idx = keptIdx
+	}
+	return kept, rej
+}
+
+// submit encodes req's WAL record and hands it to the writer goroutine.
+func (db *DB) submit(ctx context.Context, req *writeReq) ([]PointError, error) {
+	req.rec = encodeRecord(req.pts)
+	if len(req.rec) > maxRecordSize {
+		return nil, fmt.Errorf("%w: batch of %d bytes exceeds %d, split it", ErrInvalidPoint, len(req.rec), maxRecordSize)
+	}
+	req.done = make(chan error, 1)
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case db.writeCh <- req:
 	case <-ctx.Done():
 		db.closeMu.RUnlock()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	db.closeMu.RUnlock()
-	return <-req.done
+	err := <-req.done
+	return req.rejected, err
+}
+
+func encodeRecord(pts []preparedPoint) []byte {
+	payload := appendPoints(make([]byte, 0, 64*len(pts)), pts)
+	return appendRecord(make([]byte, 0, len(payload)+walHeaderSize), payload)
 }
 
 // writer is the single goroutine that owns the WAL: it batches queued
@@ -360,22 +563,27 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		for i := range r.pts {
 			p := &r.pts[i]
 			s := db.index.byKey[p.key]
-			msg := conflict(s, p, pending)
-			if msg == "" && mine != nil {
-				msg = conflict(nil, p, mine)
-			}
-			if msg != "" {
-				bad, badIdx = msg, i
-				break
-			}
+			p.s = s
 			for _, f := range p.Fields {
-				k := p.key + "\x00" + f.Key
 				if s != nil {
-					if _, ok := s.fields[f.Key]; ok {
+					if t, ok := s.fields[f.Key]; ok {
+						if t != f.Value.typ {
+							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+						}
 						continue
 					}
 				}
-				if _, ok := pending[k]; ok {
+				// A field new to the series: check the types accepted
+				// earlier in this group and in this request.
+				k := p.key + "\x00" + f.Key
+				t, ok := pending[k]
+				if !ok {
+					t, ok = mine[k]
+				}
+				if ok {
+					if t != f.Value.typ {
+						bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+					}
 					continue
 				}
 				if mine == nil {
@@ -383,6 +591,18 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 				}
 				mine[k] = f.Value.typ
 			}
+			if bad != "" {
+				badIdx = i
+				break
+			}
+		}
+		if bad != "" && r.partial {
+			mine = db.dropConflicts(r, pending)
+			if len(r.pts) == 0 {
+				r.done <- nil
+				continue
+			}
+			bad = ""
 		}
 		if bad != "" {
 			r.done <- fmt.Errorf("point %d: %w: %s", badIdx, ErrFieldTypeConflict, bad)
@@ -419,7 +639,11 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 	for _, r := range accepted {
 		for i := range r.pts {
 			p := &r.pts[i]
-			db.apply(db.index.getOrCreate(p.key, p.Measurement, p.Tags), p)
+			s := p.s
+			if s == nil {
+				s = db.index.getOrCreate(p.key, p.Measurement, p.Tags)
+			}
+			db.apply(s, p)
 			samples += len(p.Fields)
 		}
 		points += len(r.pts)
@@ -432,6 +656,51 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		r.done <- nil
 	}
 	return buf
+}
+
+// dropConflicts (writer goroutine, db.mu read-held) removes from a partial
+// request the points whose field types conflict with stored types, with
+// types accepted earlier in the group (pending) or with earlier points of
+// the request, records them as rejected, re-encodes the WAL record and
+// returns the types the remaining points introduce.
+func (db *DB) dropConflicts(r *writeReq, pending map[string]ValueType) map[string]ValueType {
+	mine := make(map[string]ValueType)
+	kept := r.pts[:0]
+	var keptIdx []int
+	for i := range r.pts {
+		p := &r.pts[i]
+		orig := i
+		if r.idx != nil {
+			orig = r.idx[i]
+		}
+		s := db.index.byKey[p.key]
+		msg := conflict(s, p, pending)
+		if msg == "" {
+			msg = conflict(nil, p, mine)
+		}
+		if msg != "" {
+			r.rejected = append(r.rejected, PointError{Index: orig, Err: fmt.Errorf("%w: %s on measurement %q", ErrFieldTypeConflict, msg, p.Measurement)})
+			continue
+		}
+		for _, f := range p.Fields {
+			if s != nil {
+				if _, ok := s.fields[f.Key]; ok {
+					continue
+				}
+			}
+			k := p.key + "\x00" + f.Key
+			if _, ok := pending[k]; !ok {
+				mine[k] = f.Value.typ
+			}
+		}
+		kept = append(kept, *p)
+		keptIdx = append(keptIdx, orig)
+	}
+	r.pts, r.idx = kept, keptIdx
+	if len(kept) > 0 {
+		r.rec = encodeRecord(kept)
+	}
+	return mine
 }
 
 // cut (writer goroutine) picks the partitions to flush, moves them to
@@ -480,21 +749,33 @@ func (db *DB) Flush(ctx context.Context) error {
 
 func (db *DB) flush(ctx context.Context, all bool) error {
 	db.flushMu.Lock()
-	defer db.flushMu.Unlock()
+	parts, err := db.flushLocked(ctx, all)
+	db.flushMu.Unlock()
+	if db.opts.OnBlock != nil {
+		for _, p := range parts {
+			db.opts.OnBlock(p)
+		}
+	}
+	return err
+}
+
+// flushLocked flushes with flushMu held and returns the partitions that
+// got a block.
+func (db *DB) flushLocked(ctx context.Context, all bool) ([]int64, error) {
 	req := &cutReq{all: all, resp: make(chan cutResult, 1)}
 	select {
 	case db.cutCh <- req:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-db.done:
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	res := <-req.resp
 	if res.err != nil {
-		return fmt.Errorf("tsdb: flush: %w", res.err)
+		return nil, fmt.Errorf("tsdb: flush: %w", res.err)
 	}
 	if len(res.parts) == 0 {
-		return nil
+		return nil, nil
 	}
 	flushed := make(map[int64]bool)
 	var errs []error
@@ -510,7 +791,9 @@ func (db *DB) flush(ctx context.Context, all bool) error {
 		if err != nil {
 			db.head.mergeBack(p)
 		} else {
-			db.blocks = append(db.blocks, b)
+			if b != nil {
+				db.blocks = append(db.blocks, b)
+			}
 			flushed[p.start] = true
 		}
 		db.mu.Unlock()
@@ -530,10 +813,15 @@ func (db *DB) flush(ctx context.Context, all bool) error {
 			errs = append(errs, fmt.Errorf("checkpoint: %w", err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("tsdb: flush: %w", err)
+	var done []int64
+	for p := range flushed {
+		done = append(done, p)
 	}
-	return nil
+	slices.Sort(done)
+	if err := errors.Join(errs...); err != nil {
+		return done, fmt.Errorf("tsdb: flush: %w", err)
+	}
+	return done, nil
 }
 
 // writePartition writes one detached head partition as a block and loads it.
@@ -541,12 +829,22 @@ func (db *DB) writePartition(p *headPartition) (*block, error) {
 	data := make([]blockSeriesData, 0, len(p.series))
 	for _, hs := range p.series {
 		sd := blockSeriesData{s: hs.s}
-		for name, f := range hs.fields {
+		for _, f := range hs.fields {
+			name := f.name
+			if len(f.ts) == 0 {
+				continue // emptied by a delete
+			}
 			ts, vals, strs := f.sortedCopy()
 			sd.fields = append(sd.fields, blockFieldData{name: name, typ: f.typ, ts: ts, vals: vals, strs: strs})
 		}
+		if len(sd.fields) == 0 {
+			continue
+		}
 		sort.Slice(sd.fields, func(i, j int) bool { return sd.fields[i].name < sd.fields[j].name })
 		data = append(data, sd)
+	}
+	if len(data) == 0 {
+		return nil, nil // nothing left to store; the WAL is still checkpointed
 	}
 	seq := db.nextSeq.Add(1)
 	path, err := writeBlock(db.blockDir, p.start, seq, data)
@@ -568,8 +866,9 @@ func (db *DB) writePartition(p *headPartition) (*block, error) {
 // flusher periodically flushes partitions the policy says are complete.
 func (db *DB) flusher(ctx context.Context) {
 	defer close(db.bgDone)
-	t := time.NewTicker(db.opts.FlushInterval)
+	t := time.NewTicker(min(db.opts.FlushInterval, db.opts.CompactInterval))
 	defer t.Stop()
+	lastCompact := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -577,6 +876,15 @@ func (db *DB) flusher(ctx context.Context) {
 		case <-t.C:
 			if err := db.flush(ctx, false); err != nil && ctx.Err() == nil {
 				db.log.Error("tsdb: background flush failed", "err", err)
+			}
+			if err := db.enforceRetention(); err != nil && ctx.Err() == nil {
+				db.log.Error("tsdb: retention failed", "err", err)
+			}
+			if time.Since(lastCompact) >= db.opts.CompactInterval {
+				lastCompact = time.Now()
+				if _, err := db.Compact(ctx); err != nil && ctx.Err() == nil {
+					db.log.Error("tsdb: background compaction failed", "err", err)
+				}
 			}
 		}
 	}
@@ -623,8 +931,13 @@ func (db *DB) Stats() Stats {
 		st.BlockBytes += b.size
 		st.BlockSamples += int64(b.samples)
 	}
+	st.Tombstones = len(db.tombs)
 	db.mu.RUnlock()
 	st.WALBytes = walBytes(filepath.Join(db.opts.Dir, "wal"))
+	st.Compactions = db.compactions.Load()
+	st.RejectedLate = db.rejectedLate.Load()
+	st.RejectedSeries = db.rejectedSeries.Load()
+	st.DroppedParts = db.droppedParts.Load()
 	st.SamplesWritten = db.samplesWritten.Load()
 	st.PointsWritten = db.pointsWritten.Load()
 	st.WriteBatches = db.batches.Load()

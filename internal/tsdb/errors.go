@@ -17,6 +17,18 @@ var (
 	// ErrInvalidQuery: the query is malformed or asks for an aggregate the
 	// field type does not support.
 	ErrInvalidQuery = errors.New("tsdb: invalid query")
+	// ErrQueryLimit: a query would materialise more samples than its
+	// budget (Query.MaxSamples or Options.MaxQuerySamples).
+	ErrQueryLimit = errors.New("tsdb: query limit exceeded")
+	// ErrDatabaseNotFound: the catalog has no database of that name.
+	ErrDatabaseNotFound = errors.New("tsdb: database not found")
+	// ErrOutOfWindow: a point is older than the out-of-order window
+	// allows (Options.OutOfOrderWindow behind the newest point written)
+	// or older than the retention keeps.
+	ErrOutOfWindow = errors.New("tsdb: point outside the write window")
+	// ErrSeriesLimit: a point would create a series beyond
+	// Options.MaxSeries.
+	ErrSeriesLimit = errors.New("tsdb: series limit reached")
 	// ErrCorrupt: a block file failed its checksums or could not be parsed.
 	ErrCorrupt = errors.New("tsdb: corrupt data")
 )

@@ -26,13 +26,28 @@ type headPartition struct {
 
 type headSeries struct {
 	s      *series
-	fields map[string]*headField
+	fields []*headField // few per series: a slice searched from a position hint
+}
+
+// field returns the field called name (nil if absent), trying position
+// hint first: points usually list their fields in the same order.
+func (hs *headSeries) field(name string, hint int) *headField {
+	if hint < len(hs.fields) && hs.fields[hint].name == name {
+		return hs.fields[hint]
+	}
+	for _, f := range hs.fields {
+		if f.name == name {
+			return f
+		}
+	}
+	return nil
 }
 
 // headField is an append buffer of one series field. vals holds the value
 // bits (float bits, int64, uint64, 0/1); strs holds strings instead for
 // String fields. sorted is false once a sample arrived out of order.
 type headField struct {
+	name   string
 	typ    ValueType
 	ts     []int64
 	vals   []uint64
@@ -135,14 +150,14 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	}
 	hs := part.series[s.id]
 	if hs == nil {
-		hs = &headSeries{s: s, fields: make(map[string]*headField, len(p.Fields))}
+		hs = &headSeries{s: s, fields: make([]*headField, 0, len(p.Fields))}
 		part.series[s.id] = hs
 	}
-	for _, f := range p.Fields {
-		hf := hs.fields[f.Key]
+	for i, f := range p.Fields {
+		hf := hs.field(f.Key, i)
 		if hf == nil {
-			hf = &headField{typ: f.Value.typ, sorted: true}
-			hs.fields[f.Key] = hf
+			hf = &headField{name: f.Key, typ: f.Value.typ, sorted: true}
+			hs.fields = append(hs.fields, hf)
 		}
 		hf.append(p.Time, f.Value)
 	}
@@ -169,10 +184,10 @@ func (h *head) mergeBack(old *headPartition) {
 			old.series[id] = cs
 			continue
 		}
-		for name, cf := range cs.fields {
-			of := os.fields[name]
+		for _, cf := range cs.fields {
+			of := os.field(cf.name, 0)
 			if of == nil {
-				os.fields[name] = cf
+				os.fields = append(os.fields, cf)
 				continue
 			}
 			for i, t := range cf.ts {

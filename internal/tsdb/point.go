@@ -64,6 +64,44 @@ func compareTags(a, b []Tag) int {
 type preparedPoint struct {
 	Point
 	key string
+	s   *series // resolved by the writer goroutine (nil before)
+}
+
+// preparer prepares the points of one batch, reusing the sorted tags and
+// series key of points that share a Tags backing array (line protocol
+// bodies and clients that reuse tag slices do).
+type preparer struct {
+	cache map[*Tag]preparedSeries
+}
+
+type preparedSeries struct {
+	measurement string
+	n           int
+	tags        []Tag
+	key         string
+}
+
+func (pr *preparer) prepare(p Point) (preparedPoint, error) {
+	if len(p.Tags) == 0 || p.Measurement == "" {
+		return prepare(p)
+	}
+	id := &p.Tags[0]
+	if c, ok := pr.cache[id]; ok && c.n == len(p.Tags) && c.measurement == p.Measurement {
+		if err := checkFields(p.Fields); err != nil {
+			return preparedPoint{}, err
+		}
+		p.Tags = c.tags
+		return preparedPoint{Point: p, key: c.key}, nil
+	}
+	pp, err := prepare(p)
+	if err != nil {
+		return pp, err
+	}
+	if pr.cache == nil {
+		pr.cache = make(map[*Tag]preparedSeries)
+	}
+	pr.cache[id] = preparedSeries{measurement: p.Measurement, n: len(p.Tags), tags: pp.Tags, key: pp.key}
+	return pp, nil
 }
 
 // prepare validates p and returns it with tags sorted (copied, the
@@ -88,28 +126,39 @@ func prepare(p Point) (preparedPoint, error) {
 			return preparedPoint{}, fmt.Errorf("duplicate tag key %q", t.Key)
 		}
 	}
-	for i, f := range p.Fields {
+	if err := checkFields(p.Fields); err != nil {
+		return preparedPoint{}, err
+	}
+	p.Tags = tags
+	return preparedPoint{Point: p, key: seriesKey(p.Measurement, tags)}, nil
+}
+
+// checkFields validates the fields of a point.
+func checkFields(fields []Field) error {
+	if len(fields) == 0 {
+		return fmt.Errorf("no fields")
+	}
+	for i, f := range fields {
 		if f.Key == "" {
-			return preparedPoint{}, fmt.Errorf("empty field key")
+			return fmt.Errorf("empty field key")
 		}
 		switch f.Value.typ {
 		case Float:
 			v := math.Float64frombits(f.Value.n)
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return preparedPoint{}, fmt.Errorf("field %q: non-finite float %v", f.Key, v)
+				return fmt.Errorf("field %q: non-finite float %v", f.Key, v)
 			}
 		case Integer, Unsigned, Boolean, String:
 		default:
-			return preparedPoint{}, fmt.Errorf("field %q: invalid value", f.Key)
+			return fmt.Errorf("field %q: invalid value", f.Key)
 		}
-		for _, g := range p.Fields[:i] {
+		for _, g := range fields[:i] {
 			if g.Key == f.Key {
-				return preparedPoint{}, fmt.Errorf("duplicate field key %q", f.Key)
+				return fmt.Errorf("duplicate field key %q", f.Key)
 			}
 		}
 	}
-	p.Tags = tags
-	return preparedPoint{Point: p, key: seriesKey(p.Measurement, tags)}, nil
+	return nil
 }
 
 // appendPoints encodes points as one WAL record payload:

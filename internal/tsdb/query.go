@@ -3,6 +3,7 @@ package tsdb
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -33,6 +34,18 @@ type Query struct {
 	Every       time.Duration // 0 = raw points
 	Fn          Aggregate     // required when Every > 0
 	Limit       int           // max points per series, 0 = unlimited
+
+	// Matchers select series by tag (ANDed with Tags); see Matcher.
+	Matchers []Matcher
+	// Fields selects several fields (ANDed with Field when both are set;
+	// both empty = all fields).
+	Fields []string
+	// Desc returns samples newest first; Limit then keeps the newest.
+	Desc bool
+	// MaxSamples bounds the samples one query may materialise (decoded or
+	// returned); 0 uses Options.MaxQuerySamples. Exceeding it fails the
+	// query with ErrQueryLimit.
+	MaxSamples int
 }
 
 // Sample is one timestamped value.
@@ -84,7 +97,8 @@ type source struct {
 	prio       int
 	blk        *block
 	chunk      *chunkMeta
-	samples    []Sample // head data, already range-filtered
+	samples    []Sample   // head data, already range-filtered
+	del        [][2]int64 // ranges [start, end) hidden by tombstones
 }
 
 type fieldPlan struct {
@@ -104,9 +118,36 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	if db.closed {
 		return nil, ErrClosed
 	}
-	plans, err := db.plan(&q)
+	ms, err := compileMatchers(q.Matchers)
 	if err != nil {
 		return nil, err
+	}
+	q.Matchers = ms
+	if q.MaxSamples <= 0 {
+		q.MaxSamples = db.opts.MaxQuerySamples
+	}
+	plans, blocks, err := db.plan(&q)
+	defer func() {
+		for _, b := range blocks {
+			b.release()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	// The budget counts samples decoded or copied from the head; Desc
+	// needs every sample of the range before it can keep the newest.
+	b := budget{max: q.MaxSamples}
+	for i := range plans {
+		for _, s := range plans[i].sources {
+			if err := b.take(len(s.samples)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	eff := q
+	if q.Desc {
+		eff.Limit = 0
 	}
 	out := make([]Series, 0, len(plans))
 	for i := range plans {
@@ -117,15 +158,21 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		var samples []Sample
 		var err error
 		if q.Every > 0 {
-			samples, err = aggregate(p, &q)
+			samples, err = aggregate(p, &eff, &b)
 		} else {
-			samples, err = raw(p, &q)
+			samples, err = raw(p, &eff, &b)
 		}
 		if err != nil {
+			if errors.Is(err, ErrQueryLimit) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
 		}
 		if len(samples) == 0 {
 			continue
+		}
+		if q.Desc {
+			slices.Reverse(samples)
 		}
 		if q.Limit > 0 && len(samples) > q.Limit {
 			samples = samples[:q.Limit]
@@ -138,10 +185,14 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 // plan takes a consistent snapshot under the read lock: matching series,
 // their fields, the block chunks overlapping the range and copies of the
 // head samples in range.
-func (db *DB) plan(q *Query) ([]fieldPlan, error) {
+func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	matched := db.index.match(q.Measurement, q.Tags)
+	blocks := slices.Clone(db.blocks)
+	for _, b := range blocks {
+		b.acquire()
+	}
+	matched := db.index.match(q.Measurement, q.Tags, q.Matchers)
 	slices.SortFunc(matched, func(a, b *series) int { return compareTags(a.tags, b.tags) })
 	inRange := func(minT, maxT int64) bool {
 		return maxT >= q.Start && (q.End == 0 || minT < q.End)
@@ -150,7 +201,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 	for _, s := range matched {
 		names := make([]string, 0, len(s.fields))
 		for name := range s.fields {
-			if q.Field == "" || q.Field == name {
+			if (q.Field == "" || q.Field == name) && (len(q.Fields) == 0 || slices.Contains(q.Fields, name)) {
 				names = append(names, name)
 			}
 		}
@@ -158,7 +209,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 		for _, name := range names {
 			typ := s.fields[name]
 			if q.Every > 0 && numericOnly(q.Fn) && (typ == Boolean || typ == String) {
-				return nil, fmt.Errorf("%w: aggregate %s is not supported for %s field %q (use count, first or last)",
+				return nil, blocks, fmt.Errorf("%w: aggregate %s is not supported for %s field %q (use count, first or last)",
 					ErrInvalidQuery, q.Fn, typ, name)
 			}
 			p := fieldPlan{s: s, field: name, typ: typ}
@@ -176,10 +227,14 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 				if bf == nil || bf.typ != typ {
 					continue
 				}
+				var del [][2]int64
+				if len(db.tombs) > 0 {
+					del = db.deletedRanges(s, b)
+				}
 				for i := range bf.chunks {
 					c := &bf.chunks[i]
 					if inRange(c.minT, c.maxT) {
-						p.sources = append(p.sources, source{minT: c.minT, maxT: c.maxT, prio: prio, blk: b, chunk: c})
+						p.sources = append(p.sources, source{minT: c.minT, maxT: c.maxT, prio: prio, blk: b, chunk: c, del: del})
 					}
 				}
 			}
@@ -189,7 +244,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 				if hs == nil {
 					return
 				}
-				hf := hs.fields[name]
+				hf := hs.field(name, 0)
 				if hf == nil || hf.typ != typ {
 					return
 				}
@@ -212,7 +267,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 			}
 		}
 	}
-	return plans, nil
+	return plans, blocks, nil
 }
 
 // groupSources sorts sources by time and splits them into runs: a run is
@@ -240,7 +295,7 @@ func groupSources(src []source) [][]source {
 
 // load returns the samples of a group in [start, end), merged: sorted by
 // time, the newest source winning on equal timestamps.
-func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
+func load(g []source, typ ValueType, start, end int64, b *budget) ([]Sample, error) {
 	type tagged struct {
 		Sample
 		prio int
@@ -250,6 +305,9 @@ func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
 	for _, s := range g {
 		smp := s.samples
 		if s.chunk != nil {
+			if err := b.take(s.chunk.count); err != nil {
+				return nil, err
+			}
 			var err error
 			smp, err = s.blk.readChunk(typ, s.chunk)
 			if err != nil {
@@ -262,6 +320,16 @@ func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
 					hi, _ = slices.BinarySearchFunc(smp, end, func(x Sample, t int64) int { return cmp.Compare(x.Time, t) })
 				}
 				smp = smp[lo:hi]
+			}
+			if len(s.del) > 0 {
+				smp = slices.DeleteFunc(smp, func(x Sample) bool {
+					for _, d := range s.del {
+						if x.Time >= d[0] && x.Time < d[1] {
+							return true
+						}
+					}
+					return false
+				})
 			}
 		}
 		if len(g) == 1 {
@@ -292,13 +360,13 @@ func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
 	return out, nil
 }
 
-func raw(p *fieldPlan, q *Query) ([]Sample, error) {
+func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 	var out []Sample
 	for _, g := range groupSources(p.sources) {
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
-		smp, err := load(g, p.typ, q.Start, q.End)
+		smp, err := load(g, p.typ, q.Start, q.End, b)
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +476,7 @@ func floorDiv(a, b int64) int64 {
 // [k*every, (k+1)*every), each labelled by its stop time (clipped to End),
 // empty windows omitted. Whole chunks inside one window and the range are
 // folded in from their summaries without decoding.
-func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
+func aggregate(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 	every := int64(q.Every)
 	var out []Sample
 	var w window
@@ -437,7 +505,7 @@ func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
 		if q.Limit > 0 && len(out) > q.Limit {
 			break
 		}
-		if len(g) == 1 && g[0].chunk != nil && summaryOK {
+		if len(g) == 1 && g[0].chunk != nil && summaryOK && len(g[0].del) == 0 {
 			c := g[0].chunk
 			if c.minT >= q.Start && (q.End == 0 || c.maxT < q.End) && floorDiv(c.minT, every) == floorDiv(c.maxT, every) {
 				feed(c.minT)
@@ -445,7 +513,7 @@ func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
 				continue
 			}
 		}
-		smp, err := load(g, p.typ, q.Start, q.End)
+		smp, err := load(g, p.typ, q.Start, q.End, b)
 		if err != nil {
 			return nil, err
 		}
@@ -456,4 +524,17 @@ func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
 	}
 	emit()
 	return out, nil
+}
+
+// budget counts the samples a query materialises against its limit.
+type budget struct {
+	max, used int
+}
+
+func (b *budget) take(n int) error {
+	b.used += n
+	if b.max > 0 && b.used > b.max {
+		return fmt.Errorf("%w: query needs more than %d samples; narrow the time range or the series, or raise the limit", ErrQueryLimit, b.max)
+	}
+	return nil
 }
