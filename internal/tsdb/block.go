@@ -338,7 +338,7 @@ func parseBlockIndex(idx []byte, dataEnd uint64, ix *seriesIndex, init func(*blo
 				break
 			}
 			if old, ok := s.fields[name]; !ok {
-				s.fields[name] = typ
+				ix.setField(s, name, typ)
 			} else if old != typ {
 				d.fail("field type (conflicts with another block)")
 				break

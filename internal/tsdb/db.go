@@ -44,6 +44,12 @@ type Options struct {
 	// once the newest written timestamp is half a BlockDuration past the
 	// partition's end.
 	MaxHeadSamples int
+	// MaxQuerySamples bounds the samples one query may decode or copy
+	// (ErrQueryLimit beyond); 0 = unlimited. Query.MaxSamples overrides it.
+	MaxQuerySamples int
+	// Retention drops whole partitions that ended more than Retention
+	// before now; 0 keeps data forever.
+	Retention time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -121,7 +127,11 @@ type DB struct {
 	walErr   error // sticky WAL failure; writer goroutine only
 
 	samplesWritten, pointsWritten, batches, flushes atomic.Int64
+	retention                                       atomic.Int64 // ns; 0 = forever
 }
+
+// setRetention changes the retention; it applies from the next check.
+func (db *DB) setRetention(d time.Duration) { db.retention.Store(int64(d)) }
 
 type writeReq struct {
 	pts  []preparedPoint
@@ -200,6 +210,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("tsdb: open wal: %w", err)
 	}
 	db.wal = w
+	db.retention.Store(int64(opts.Retention))
 	db.log.Info("tsdb: opened", "dir", opts.Dir, "blocks", len(db.blocks), "series", len(db.index.byID),
 		"replayed_points", replayed, "head_samples", db.head.samples)
 	go db.writer()
@@ -238,9 +249,7 @@ func conflict(s *series, p *preparedPoint, pending map[string]ValueType) string 
 // held exclusively (or Open be running).
 func (db *DB) apply(s *series, p *preparedPoint) {
 	for _, f := range p.Fields {
-		if _, ok := s.fields[f.Key]; !ok {
-			s.fields[f.Key] = f.Value.typ
-		}
+		db.index.setField(s, f.Key, f.Value.typ)
 	}
 	db.head.add(s, p, db.blockDur)
 }

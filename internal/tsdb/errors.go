@@ -17,6 +17,11 @@ var (
 	// ErrInvalidQuery: the query is malformed or asks for an aggregate the
 	// field type does not support.
 	ErrInvalidQuery = errors.New("tsdb: invalid query")
+	// ErrQueryLimit: a query would materialise more samples than its
+	// budget (Query.MaxSamples or Options.MaxQuerySamples).
+	ErrQueryLimit = errors.New("tsdb: query limit exceeded")
+	// ErrDatabaseNotFound: the catalog has no database of that name.
+	ErrDatabaseNotFound = errors.New("tsdb: database not found")
 	// ErrCorrupt: a block file failed its checksums or could not be parsed.
 	ErrCorrupt = errors.New("tsdb: corrupt data")
 )

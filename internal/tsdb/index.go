@@ -24,27 +24,29 @@ func (s *series) tagValue(k string) string {
 	return ""
 }
 
-// seriesIndex maps series keys to series and keeps postings lists
-// (measurement -> ids, measurement+tag=value -> ids). Ids are assigned in
-// increasing order, so postings stay sorted by appending. The index is
-// process-local: it is rebuilt from block indexes and the WAL on Open.
+// measIndex is the part of the series index for one measurement: all its
+// series ids and the postings lists key -> value -> ids (sorted, as ids
+// are assigned in increasing order), plus the union of field types.
+type measIndex struct {
+	ids    []uint64
+	tags   map[string]map[string][]uint64
+	fields map[string]ValueType
+}
+
+// seriesIndex maps series keys to series and keeps postings lists per
+// measurement. The index is process-local: it is rebuilt from block
+// indexes and the WAL on Open.
 type seriesIndex struct {
-	byKey    map[string]*series
-	byID     []*series // index id-1
-	byMeas   map[string][]uint64
-	postings map[string][]uint64 // measurement \xff key \xff value
+	byKey map[string]*series
+	byID  []*series // index id-1; nil once a series is dropped
+	meas  map[string]*measIndex
 }
 
 func newSeriesIndex() *seriesIndex {
 	return &seriesIndex{
-		byKey:    make(map[string]*series),
-		byMeas:   make(map[string][]uint64),
-		postings: make(map[string][]uint64),
+		byKey: make(map[string]*series),
+		meas:  make(map[string]*measIndex),
 	}
-}
-
-func postingKey(measurement, k, v string) string {
-	return measurement + "\xff" + k + "\xff" + v
 }
 
 // getOrCreate returns the series for key, creating it (tags must be sorted
@@ -62,27 +64,70 @@ func (ix *seriesIndex) getOrCreate(key, measurement string, tags []Tag) *series 
 	}
 	ix.byKey[key] = s
 	ix.byID = append(ix.byID, s)
-	ix.byMeas[measurement] = append(ix.byMeas[measurement], s.id)
+	mi := ix.meas[measurement]
+	if mi == nil {
+		mi = &measIndex{tags: make(map[string]map[string][]uint64), fields: make(map[string]ValueType)}
+		ix.meas[measurement] = mi
+	}
+	mi.ids = append(mi.ids, s.id)
 	for _, t := range s.tags {
-		pk := postingKey(measurement, t.Key, t.Value)
-		ix.postings[pk] = append(ix.postings[pk], s.id)
+		vals := mi.tags[t.Key]
+		if vals == nil {
+			vals = make(map[string][]uint64)
+			mi.tags[t.Key] = vals
+		}
+		vals[t.Value] = append(vals[t.Value], s.id)
 	}
 	return s
 }
 
+// setField records the type of a field of s (first type wins).
+func (ix *seriesIndex) setField(s *series, name string, typ ValueType) {
+	if _, ok := s.fields[name]; ok {
+		return
+	}
+	s.fields[name] = typ
+	if mi := ix.meas[s.measurement]; mi != nil {
+		if _, ok := mi.fields[name]; !ok {
+			mi.fields[name] = typ
+		}
+	}
+}
+
 func (ix *seriesIndex) get(id uint64) *series { return ix.byID[id-1] }
 
-// match returns the series of measurement whose tags equal every matcher
-// (a matcher with an empty value matches series without that tag).
-func (ix *seriesIndex) match(measurement string, matchers []Tag) []*series {
-	ids := ix.byMeas[measurement]
-	var empty []Tag
-	for _, m := range matchers {
-		if m.Value == "" {
-			empty = append(empty, m)
+// match returns the series of measurement whose tags satisfy every
+// equality tag (an empty value matches series without the tag) and every
+// matcher. Equality and selective regexp matchers are answered from the
+// postings lists; the others filter the candidates one by one.
+func (ix *seriesIndex) match(measurement string, tags []Tag, ms []Matcher) []*series {
+	mi := ix.meas[measurement]
+	if mi == nil {
+		return nil
+	}
+	all := make([]Matcher, 0, len(tags)+len(ms))
+	for _, t := range tags {
+		all = append(all, Matcher{Key: t.Key, Op: MatchEqual, Value: t.Value})
+	}
+	all = append(all, ms...)
+	ids := mi.ids
+	var rest []Matcher
+	for _, m := range all {
+		switch {
+		case m.Op == MatchEqual && m.Value != "":
+			ids = intersect(ids, mi.tags[m.Key][m.Value])
+		case m.Op == MatchRegexp && m.re != nil && !m.re.MatchString(""):
+			var union []uint64
+			for v, p := range mi.tags[m.Key] {
+				if m.re.MatchString(v) {
+					union = unionIDs(union, p)
+				}
+			}
+			ids = intersect(ids, union)
+		default:
+			rest = append(rest, m)
 			continue
 		}
-		ids = intersect(ids, ix.postings[postingKey(measurement, m.Key, m.Value)])
 		if len(ids) == 0 {
 			return nil
 		}
@@ -91,8 +136,8 @@ func (ix *seriesIndex) match(measurement string, matchers []Tag) []*series {
 next:
 	for _, id := range ids {
 		s := ix.get(id)
-		for _, m := range empty {
-			if s.tagValue(m.Key) != "" {
+		for _, m := range rest {
+			if !m.Matches(s.tagValue(m.Key)) {
 				continue next
 			}
 		}
@@ -116,4 +161,25 @@ func intersect(a, b []uint64) []uint64 {
 		}
 	}
 	return out
+}
+
+func unionIDs(a, b []uint64) []uint64 {
+	out := make([]uint64, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case a[i] > b[j]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
 }

@@ -3,6 +3,7 @@ package tsdb
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -33,6 +34,18 @@ type Query struct {
 	Every       time.Duration // 0 = raw points
 	Fn          Aggregate     // required when Every > 0
 	Limit       int           // max points per series, 0 = unlimited
+
+	// Matchers select series by tag (ANDed with Tags); see Matcher.
+	Matchers []Matcher
+	// Fields selects several fields (ANDed with Field when both are set;
+	// both empty = all fields).
+	Fields []string
+	// Desc returns samples newest first; Limit then keeps the newest.
+	Desc bool
+	// MaxSamples bounds the samples one query may materialise (decoded or
+	// returned); 0 uses Options.MaxQuerySamples. Exceeding it fails the
+	// query with ErrQueryLimit.
+	MaxSamples int
 }
 
 // Sample is one timestamped value.
@@ -104,9 +117,31 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	if db.closed {
 		return nil, ErrClosed
 	}
+	ms, err := compileMatchers(q.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	q.Matchers = ms
+	if q.MaxSamples <= 0 {
+		q.MaxSamples = db.opts.MaxQuerySamples
+	}
 	plans, err := db.plan(&q)
 	if err != nil {
 		return nil, err
+	}
+	// The budget counts samples decoded or copied from the head; Desc
+	// needs every sample of the range before it can keep the newest.
+	b := budget{max: q.MaxSamples}
+	for i := range plans {
+		for _, s := range plans[i].sources {
+			if err := b.take(len(s.samples)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	eff := q
+	if q.Desc {
+		eff.Limit = 0
 	}
 	out := make([]Series, 0, len(plans))
 	for i := range plans {
@@ -117,15 +152,21 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		var samples []Sample
 		var err error
 		if q.Every > 0 {
-			samples, err = aggregate(p, &q)
+			samples, err = aggregate(p, &eff, &b)
 		} else {
-			samples, err = raw(p, &q)
+			samples, err = raw(p, &eff, &b)
 		}
 		if err != nil {
+			if errors.Is(err, ErrQueryLimit) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
 		}
 		if len(samples) == 0 {
 			continue
+		}
+		if q.Desc {
+			slices.Reverse(samples)
 		}
 		if q.Limit > 0 && len(samples) > q.Limit {
 			samples = samples[:q.Limit]
@@ -141,7 +182,7 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	matched := db.index.match(q.Measurement, q.Tags)
+	matched := db.index.match(q.Measurement, q.Tags, q.Matchers)
 	slices.SortFunc(matched, func(a, b *series) int { return compareTags(a.tags, b.tags) })
 	inRange := func(minT, maxT int64) bool {
 		return maxT >= q.Start && (q.End == 0 || minT < q.End)
@@ -150,7 +191,7 @@ func (db *DB) plan(q *Query) ([]fieldPlan, error) {
 	for _, s := range matched {
 		names := make([]string, 0, len(s.fields))
 		for name := range s.fields {
-			if q.Field == "" || q.Field == name {
+			if (q.Field == "" || q.Field == name) && (len(q.Fields) == 0 || slices.Contains(q.Fields, name)) {
 				names = append(names, name)
 			}
 		}
@@ -240,7 +281,7 @@ func groupSources(src []source) [][]source {
 
 // load returns the samples of a group in [start, end), merged: sorted by
 // time, the newest source winning on equal timestamps.
-func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
+func load(g []source, typ ValueType, start, end int64, b *budget) ([]Sample, error) {
 	type tagged struct {
 		Sample
 		prio int
@@ -250,6 +291,9 @@ func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
 	for _, s := range g {
 		smp := s.samples
 		if s.chunk != nil {
+			if err := b.take(s.chunk.count); err != nil {
+				return nil, err
+			}
 			var err error
 			smp, err = s.blk.readChunk(typ, s.chunk)
 			if err != nil {
@@ -292,13 +336,13 @@ func load(g []source, typ ValueType, start, end int64) ([]Sample, error) {
 	return out, nil
 }
 
-func raw(p *fieldPlan, q *Query) ([]Sample, error) {
+func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 	var out []Sample
 	for _, g := range groupSources(p.sources) {
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
-		smp, err := load(g, p.typ, q.Start, q.End)
+		smp, err := load(g, p.typ, q.Start, q.End, b)
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +452,7 @@ func floorDiv(a, b int64) int64 {
 // [k*every, (k+1)*every), each labelled by its stop time (clipped to End),
 // empty windows omitted. Whole chunks inside one window and the range are
 // folded in from their summaries without decoding.
-func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
+func aggregate(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 	every := int64(q.Every)
 	var out []Sample
 	var w window
@@ -445,7 +489,7 @@ func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
 				continue
 			}
 		}
-		smp, err := load(g, p.typ, q.Start, q.End)
+		smp, err := load(g, p.typ, q.Start, q.End, b)
 		if err != nil {
 			return nil, err
 		}
@@ -456,4 +500,17 @@ func aggregate(p *fieldPlan, q *Query) ([]Sample, error) {
 	}
 	emit()
 	return out, nil
+}
+
+// budget counts the samples a query materialises against its limit.
+type budget struct {
+	max, used int
+}
+
+func (b *budget) take(n int) error {
+	b.used += n
+	if b.max > 0 && b.used > b.max {
+		return fmt.Errorf("%w: query needs more than %d samples; narrow the time range or the series, or raise the limit", ErrQueryLimit, b.max)
+	}
+	return nil
 }
