@@ -92,6 +92,7 @@ type plan struct {
 	used         []string
 	usedIdx      map[string]int
 	fields       map[string]bool
+	types        map[string]tsdb.ValueType
 	matchers     []Matcher
 	tagCond      evalFn
 	rowCond      evalFn
@@ -353,6 +354,7 @@ func wildcardTypeOK(fn string, t tsdb.ValueType) bool {
 func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (*plan, error) {
 	pl := &plan{st: st, usedIdx: map[string]int{}, fields: map[string]bool{}, groupAll: st.GroupAll}
 	types := map[string]tsdb.ValueType{}
+	pl.types = types
 	fields := make([]string, len(fks))
 	for i, f := range fks {
 		pl.fields[f.Key] = true
@@ -741,6 +743,9 @@ func (pl *plan) compileAgg(c *Call) (evalFn, bool, error) {
 	arg := c.Args[0]
 	if v, ok := arg.(*VarRef); ok && (v.Type == "field" || (v.Type != "tag" && pl.fields[v.Name])) {
 		slot.field = v.Name
+		if t := pl.types[v.Name]; (t == tsdb.String || t == tsdb.Boolean) && !wildcardTypeOK(c.Name, t) {
+			return nil, false, fmt.Errorf("aggregate %s() is not supported for %s field %q", c.Name, t, v.Name)
+		}
 	}
 	if isAggregateCall(arg) {
 		return nil, false, fmt.Errorf("aggregate function %s() cannot take another aggregate as its argument", c.Name)
