@@ -222,3 +222,9 @@ func TestQueryLimits(t *testing.T) {
 		t.Fatalf("timeout: %s", body)
 	}
 }
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
