@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/influx/flux"
 	"github.com/edgewise-iot/edgewise/internal/influx/influxql"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
@@ -79,6 +80,7 @@ func (q *QueryAPI) Register(mux *http.ServeMux, wrap func(http.Handler) http.Han
 		wrap = func(h http.Handler) http.Handler { return h }
 	}
 	mux.Handle("/query", wrap(http.HandlerFunc(q.ServeInfluxQL)))
+	mux.Handle("/api/v2/query", wrap(http.HandlerFunc(q.ServeFlux)))
 }
 
 func (q *QueryAPI) context(r *http.Request) (context.Context, context.CancelFunc) {
@@ -93,7 +95,7 @@ func (q *QueryAPI) explain(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("query timeout: the query ran longer than %v (query.timeout)", q.opts.Timeout)
-	case errors.Is(err, tsdb.ErrQueryLimit), errors.Is(err, influxql.ErrBudget):
+	case errors.Is(err, tsdb.ErrQueryLimit), errors.Is(err, influxql.ErrBudget), errors.Is(err, flux.ErrBudget):
 		return fmt.Sprintf("query exceeds the memory budget of %d points (query.max_points): narrow the time range or the series selected", q.opts.MaxPoints)
 	case errors.Is(err, context.Canceled):
 		return "query cancelled"
