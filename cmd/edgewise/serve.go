@@ -32,7 +32,7 @@ SIGINT or SIGTERM stops the server cleanly (exit 0).`,
 	f.String("config", "", "YAML configuration file")
 	f.String("mqtt-addr", "", "MQTT TCP listen address (default :1883)")
 	f.String("http-addr", "", "HTTP API listen address (default :8080)")
-	f.Bool("allow-anonymous", false, "accept MQTT clients without credentials")
+	f.Bool("allow-anonymous", false, "accept MQTT clients and Influx API requests without credentials")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.String("log-format", "", "text or json (default text)")
 	f.String("fsync", "", "WAL fsync policy: always, interval or never (default always)")
@@ -59,6 +59,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 	if f.Changed("allow-anonymous") {
 		cfg.MQTT.AllowAnonymous, _ = f.GetBool("allow-anonymous")
+		cfg.Influx.AllowAnonymous = cfg.MQTT.AllowAnonymous
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError(err)

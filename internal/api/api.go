@@ -49,6 +49,9 @@ type Options struct {
 	QueryLimit  time.Duration // per-query timeout, default 30s
 	MaxPoints   int           // most points one telemetry request may return, default 100000
 	Now         func() time.Time
+	// Influx serves the InfluxDB-compatible paths (influx.Paths) when set.
+	Influx      http.Handler
+	InfluxPaths []string
 }
 
 // API is the HTTP API.
@@ -95,6 +98,11 @@ func (a *API) routes() {
 	a.handle("POST /api/v1/things/{name}/credentials", a.resetCredentials)
 	a.handle("GET /api/v1/things/{name}/state", a.getState)
 	a.handle("GET /api/v1/things/{name}/telemetry", a.telemetry)
+	if a.opts.Influx != nil {
+		for _, p := range a.opts.InfluxPaths {
+			a.mux.Handle(p, a.opts.Influx)
+		}
+	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

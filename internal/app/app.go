@@ -21,6 +21,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/auth"
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/config"
+	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
 	"github.com/edgewise-iot/edgewise/internal/registry"
 	"github.com/edgewise-iot/edgewise/internal/shadow"
@@ -40,7 +41,8 @@ type App struct {
 	db     *sql.DB
 	reg    *registry.Registry
 	states *shadow.Store
-	ts     *tsdb.DB
+	cat    *tsdb.Catalog
+	ts     *tsdb.DB // the default database
 	ingest *ingest.Pipeline
 	broker *broker.Server
 	http   *http.Server
@@ -83,15 +85,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow")}); err != nil {
 		return nil, err
 	}
-	a.ts, err = tsdb.Open(ctx, tsdb.Options{
-		Dir:           filepath.Join(cfg.DataDir, "tsdb"),
-		Logger:        log.With("subsystem", "tsdb"),
-		Fsync:         tsdb.FsyncPolicy(cfg.Storage.Fsync),
-		FsyncInterval: time.Duration(cfg.Storage.FsyncInterval),
-		BlockDuration: time.Duration(cfg.Storage.BlockDuration),
-		FlushInterval: time.Duration(cfg.Storage.FlushInterval),
+	a.cat, err = tsdb.OpenCatalog(ctx, tsdb.CatalogOptions{
+		Dir:             filepath.Join(cfg.DataDir, "tsdb"),
+		Logger:          log.With("subsystem", "tsdb"),
+		DefaultDatabase: cfg.Storage.Database,
+		DB: tsdb.Options{
+			Fsync:           tsdb.FsyncPolicy(cfg.Storage.Fsync),
+			FsyncInterval:   time.Duration(cfg.Storage.FsyncInterval),
+			BlockDuration:   time.Duration(cfg.Storage.BlockDuration),
+			FlushInterval:   time.Duration(cfg.Storage.FlushInterval),
+			MaxQuerySamples: cfg.Storage.MaxQuerySamples,
+		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	if a.ts, err = a.cat.CreateDatabase(ctx, cfg.Storage.Database, tsdb.RetentionPolicy{Duration: time.Duration(cfg.Storage.Retention)}); err != nil {
 		return nil, err
 	}
 	if a.ingest, err = ingest.NewPipeline(ingest.Options{
@@ -118,7 +127,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}); err != nil {
 		return nil, err
 	}
+	influxSrv, err := influx.New(influx.Options{
+		Catalog:        a.cat,
+		Auth:           influx.StaticToken(a.token),
+		AllowAnonymous: cfg.Influx.AllowAnonymous,
+		Logger:         log.With("subsystem", "influx"),
+		MaxBodyBytes:   cfg.Influx.MaxBodyBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
 	apiSrv, err := api.New(api.Options{
+		Influx:      influxSrv,
+		InfluxPaths: influx.Paths(),
 		Logger:      log.With("subsystem", "api"),
 		Token:       a.token,
 		Registry:    a.reg,
@@ -207,8 +228,8 @@ func (a *App) shutdown(ctx context.Context) error {
 		if a.mqttLn != nil {
 			a.mqttLn.Close()
 		}
-		if a.ts != nil {
-			if err := a.ts.Close(); err != nil {
+		if a.cat != nil {
+			if err := a.cat.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("app: tsdb close: %w", err))
 			}
 		}

@@ -43,6 +43,7 @@ type Config struct {
 	HTTP    HTTP    `yaml:"http"`
 	Storage Storage `yaml:"storage"`
 	Ingest  Ingest  `yaml:"ingest"`
+	Influx  Influx  `yaml:"influx"`
 	// AdminToken is the API's admin bearer token (and the password of the
 	// "admin" MQTT user). It comes only from EDGEWISE_ADMIN_TOKEN, never from
 	// the file; when empty the server keeps one in DataDir/admin.token.
@@ -79,6 +80,19 @@ type Storage struct {
 	FsyncInterval Duration `yaml:"fsync_interval"`
 	BlockDuration Duration `yaml:"block_duration"`
 	FlushInterval Duration `yaml:"flush_interval"`
+	// Database receives MQTT telemetry and writes that name no database
+	// (default "edgewise"); Retention is its retention (0 = forever).
+	Database        string   `yaml:"database"`
+	Retention       Duration `yaml:"retention"`
+	MaxQuerySamples int      `yaml:"max_query_samples"` // per query; 0 = unlimited
+}
+
+// Influx configures the InfluxDB-compatible HTTP API.
+type Influx struct {
+	// AllowAnonymous accepts requests without credentials (TSBS, old
+	// Telegraf configurations); --allow-anonymous sets it with the MQTT one.
+	AllowAnonymous bool  `yaml:"allow_anonymous"`
+	MaxBodyBytes   int64 `yaml:"max_body_bytes"` // write body after gunzip; default 64 MiB
 }
 
 // Ingest configures how MQTT telemetry becomes points.
@@ -107,7 +121,9 @@ func Default() Config {
 			FsyncInterval: Duration(time.Second),
 			BlockDuration: Duration(2 * time.Hour),
 			FlushInterval: Duration(time.Minute),
+			Database:      "edgewise",
 		},
+		Influx: Influx{MaxBodyBytes: 64 << 20},
 		Ingest: Ingest{Measurement: "telemetry"},
 	}
 }
@@ -158,6 +174,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("config: EDGEWISE_ALLOW_ANONYMOUS=%q: %w: want true or false", v, ErrInvalid)
 		}
 		c.MQTT.AllowAnonymous = b
+		c.Influx.AllowAnonymous = b
 	}
 	return nil
 }
@@ -210,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.FsyncInterval <= 0 || c.Storage.BlockDuration < Duration(time.Minute) || c.Storage.FlushInterval <= 0 {
 		return bad("storage intervals must be positive and block_duration at least 1m")
+	}
+	if c.Storage.Database == "" || c.Storage.Retention < 0 || c.Storage.MaxQuerySamples < 0 || c.Influx.MaxBodyBytes < 1024 {
+		return bad("storage.database must not be empty, storage.retention and max_query_samples not negative, influx.max_body_bytes at least 1024")
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		return bad("EDGEWISE_ADMIN_TOKEN must be at least 16 characters")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,13 @@ type writeReq struct {
 	pts  []preparedPoint
 	rec  []byte // framed WAL record
 	done chan error
+
+	// partial: drop conflicting points instead of failing the request;
+	// idx maps pts to the caller's indexes (nil = identity); rejected is
+	// filled by the writer before done.
+	partial  bool
+	idx      []int
+	rejected []PointError
 }
 
 type cutReq struct {
@@ -271,25 +279,86 @@ func (db *DB) Write(ctx context.Context, points []Point) error {
 		}
 		pts[i] = p
 	}
-	payload := appendPoints(make([]byte, 0, 64*len(pts)), pts)
-	if len(payload) > maxRecordSize {
-		return fmt.Errorf("%w: batch of %d bytes exceeds %d, split it", ErrInvalidPoint, len(payload), maxRecordSize)
-	}
-	req := &writeReq{pts: pts, rec: appendRecord(make([]byte, 0, len(payload)+walHeaderSize), payload), done: make(chan error, 1)}
+	_, err := db.submit(ctx, &writeReq{pts: pts})
+	return err
+}
 
+// PointError names a point that WritePartial dropped and why (wrapping
+// ErrInvalidPoint, ErrFieldTypeConflict or ErrOutOfWindow).
+type PointError struct {
+	Index int // index in the written slice
+	Err   error
+}
+
+func (e PointError) Error() string { return fmt.Sprintf("point %d: %v", e.Index, e.Err) }
+
+// WritePartial stores the acceptable points of a batch and drops the
+// others, as InfluxDB's partial writes do: it returns the dropped points
+// (sorted by index) and an error only when the batch could not be stored
+// at all (then nothing of it is stored). Durability and visibility are as
+// for Write.
+func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, error) {
+	pts := make([]preparedPoint, 0, len(points))
+	var idx []int
+	var rejected []PointError
+	for i := range points {
+		p, err := prepare(points[i])
+		if err != nil {
+			rejected = append(rejected, PointError{Index: i, Err: fmt.Errorf("%w: %v", ErrInvalidPoint, err)})
+			if idx == nil {
+				idx = make([]int, 0, len(points))
+				for j := 0; j < i; j++ {
+					idx = append(idx, j)
+				}
+			}
+			continue
+		}
+		pts = append(pts, p)
+		if idx != nil {
+			idx = append(idx, i)
+		}
+	}
+	if len(pts) == 0 {
+		return rejected, nil
+	}
+	req := &writeReq{pts: pts, idx: idx, partial: true}
+	more, err := db.submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(more) > 0 {
+		rejected = append(rejected, more...)
+		slices.SortFunc(rejected, func(a, b PointError) int { return a.Index - b.Index })
+	}
+	return rejected, nil
+}
+
+// submit encodes req's WAL record and hands it to the writer goroutine.
+func (db *DB) submit(ctx context.Context, req *writeReq) ([]PointError, error) {
+	req.rec = encodeRecord(req.pts)
+	if len(req.rec) > maxRecordSize {
+		return nil, fmt.Errorf("%w: batch of %d bytes exceeds %d, split it", ErrInvalidPoint, len(req.rec), maxRecordSize)
+	}
+	req.done = make(chan error, 1)
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case db.writeCh <- req:
 	case <-ctx.Done():
 		db.closeMu.RUnlock()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	db.closeMu.RUnlock()
-	return <-req.done
+	err := <-req.done
+	return req.rejected, err
+}
+
+func encodeRecord(pts []preparedPoint) []byte {
+	payload := appendPoints(make([]byte, 0, 64*len(pts)), pts)
+	return appendRecord(make([]byte, 0, len(payload)+walHeaderSize), payload)
 }
 
 // writer is the single goroutine that owns the WAL: it batches queued
@@ -393,6 +462,14 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 				mine[k] = f.Value.typ
 			}
 		}
+		if bad != "" && r.partial {
+			mine = db.dropConflicts(r, pending)
+			if len(r.pts) == 0 {
+				r.done <- nil
+				continue
+			}
+			bad = ""
+		}
 		if bad != "" {
 			r.done <- fmt.Errorf("point %d: %w: %s", badIdx, ErrFieldTypeConflict, bad)
 			continue
@@ -441,6 +518,51 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		r.done <- nil
 	}
 	return buf
+}
+
+// dropConflicts (writer goroutine, db.mu read-held) removes from a partial
+// request the points whose field types conflict with stored types, with
+// types accepted earlier in the group (pending) or with earlier points of
+// the request, records them as rejected, re-encodes the WAL record and
+// returns the types the remaining points introduce.
+func (db *DB) dropConflicts(r *writeReq, pending map[string]ValueType) map[string]ValueType {
+	mine := make(map[string]ValueType)
+	kept := r.pts[:0]
+	var keptIdx []int
+	for i := range r.pts {
+		p := &r.pts[i]
+		orig := i
+		if r.idx != nil {
+			orig = r.idx[i]
+		}
+		s := db.index.byKey[p.key]
+		msg := conflict(s, p, pending)
+		if msg == "" {
+			msg = conflict(nil, p, mine)
+		}
+		if msg != "" {
+			r.rejected = append(r.rejected, PointError{Index: orig, Err: fmt.Errorf("%w: %s on measurement %q", ErrFieldTypeConflict, msg, p.Measurement)})
+			continue
+		}
+		for _, f := range p.Fields {
+			if s != nil {
+				if _, ok := s.fields[f.Key]; ok {
+					continue
+				}
+			}
+			k := p.key + "\x00" + f.Key
+			if _, ok := pending[k]; !ok {
+				mine[k] = f.Value.typ
+			}
+		}
+		kept = append(kept, *p)
+		keptIdx = append(keptIdx, orig)
+	}
+	r.pts, r.idx = kept, keptIdx
+	if len(kept) > 0 {
+		r.rec = encodeRecord(kept)
+	}
+	return mine
 }
 
 // cut (writer goroutine) picks the partitions to flush, moves them to
