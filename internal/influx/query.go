@@ -90,6 +90,20 @@ func (q *QueryAPI) context(r *http.Request) (context.Context, context.CancelFunc
 	return context.WithCancel(r.Context())
 }
 
+// registerQueryRoutes mounts /query and /api/v2/query behind the
+// Handler's authentication (New calls it).
+func (h *Handler) registerQueryRoutes() {
+	q := NewQueryAPI(h.cat, QueryOptions{Timeout: h.opts.QueryTimeout, MaxPoints: h.opts.QueryMaxPoints,
+		DefaultDatabase: h.opts.DefaultDatabase, Logger: h.log})
+	q.Register(h.mux, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h.authorize(w, r) {
+				next.ServeHTTP(w, r)
+			}
+		})
+	})
+}
+
 // explain turns execution errors into the sentences users see.
 func (q *QueryAPI) explain(err error) string {
 	switch {
