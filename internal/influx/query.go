@@ -123,17 +123,6 @@ func writeV1Error(w http.ResponseWriter, code int, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-// isWrite reports whether a statement changes data (InfluxDB requires POST).
-func isWrite(st influxql.Statement) bool {
-	switch s := st.(type) {
-	case *influxql.CreateDatabase, *influxql.DropDatabase:
-		return true
-	case *influxql.SelectStatement:
-		return s.Into != nil
-	}
-	return false
-}
-
 // ServeInfluxQL answers GET/POST /query?db=&q=&epoch=&chunked=&chunk_size=&pretty=
 // in InfluxDB 1.x JSON, or CSV when the client accepts application/csv.
 func (q *QueryAPI) ServeInfluxQL(w http.ResponseWriter, r *http.Request) {
@@ -158,14 +147,6 @@ func (q *QueryAPI) ServeInfluxQL(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeV1Error(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	if r.Method == http.MethodGet {
-		for _, st := range stmts {
-			if isWrite(st) {
-				writeV1Error(w, http.StatusMethodNotAllowed, "this query changes data and must be sent with POST")
-				return
-			}
-		}
 	}
 	db := r.FormValue("db")
 	if db == "" {

@@ -101,6 +101,14 @@ type plan struct {
 	selectorTime bool
 	groupBy      []string
 	groupAll     bool
+	condMode     bool // compiling WHERE: a missing tag is ''
+	// fromSub: the source is a subquery. Its rows exist on their own (a
+	// tag-only selection returns them) and are not re-filtered by time
+	// (the range was pushed into it; its first window may start earlier).
+	fromSub bool
+	// asSub: this statement runs as a subquery; a raw LIMIT/OFFSET then
+	// applies per series, as in InfluxDB.
+	asSub bool
 }
 
 // subOpts are what an outer query propagates into a subquery (as
@@ -204,6 +212,7 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 				if err != nil {
 					return nil, err
 				}
+				pl.asSub = outer.isSub
 				r, err := e.runMeasurement(ctx, pl, db, name, tr, bud)
 				if err != nil {
 					return nil, err
@@ -237,9 +246,7 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 			if err != nil {
 				return nil, err
 			}
-			if !pl.hasFieldCol {
-				continue
-			}
+			pl.asSub, pl.fromSub = outer.isSub, true
 			frames := make([]*frame, 0, len(inner))
 			for _, r := range inner {
 				f := &frame{name: r.Name, tags: r.Tags, times: r.Time, cols: make([][]tsdb.Value, len(pl.used))}
@@ -511,6 +518,8 @@ func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (
 	}
 	matchers, tagRest := pushdownMatchers(andAll(tagOnly), pl.fields)
 	pl.matchers = matchers
+	pl.condMode = true
+	defer func() { pl.condMode = false }()
 	if tagRest != nil {
 		ev, _, err := pl.compileExpr(tagRest, false)
 		if err != nil {
@@ -623,13 +632,17 @@ func (pl *plan) compileExpr(e Expr, aggMode bool) (evalFn, bool, error) {
 				return null
 			}, false, nil
 		}
+		missing := null // a selected tag the series lacks is null
+		if pl.condMode {
+			missing = tsdb.StringValue("") // but compares as '' in WHERE
+		}
 		return func(c *evalCtx) tsdb.Value {
 			for _, t := range c.f.tags {
 				if t.Key == name {
 					return tsdb.StringValue(t.Value)
 				}
 			}
-			return tsdb.StringValue("")
+			return missing
 		}, false, nil
 	case *NumberLit:
 		v := tsdb.FloatValue(e.Val)
@@ -1023,7 +1036,7 @@ func toMatcher(c Expr, fields map[string]bool) (Matcher, bool) {
 }
 
 func compileCond(e Expr, fields map[string]bool) (evalFn, error) {
-	pl := &plan{usedIdx: map[string]int{}, fields: fields}
+	pl := &plan{usedIdx: map[string]int{}, fields: fields, condMode: true}
 	ev, _, err := pl.compileExpr(e, false)
 	return ev, err
 }
@@ -1222,6 +1235,14 @@ func (g *group) acc(pl *plan, w int64) []acc {
 	return a
 }
 
+func (pl *plan) sortedGroups(m map[string]*group) []*group {
+	out := sortedGroups(m)
+	if pl.st.Desc { // InfluxDB also reverses the series order
+		slices.Reverse(out)
+	}
+	return out
+}
+
 func sortedGroups(m map[string]*group) []*group {
 	out := make([]*group, 0, len(m))
 	for _, g := range m {
@@ -1317,7 +1338,7 @@ func (e *Executor) runPushdown(ctx context.Context, pl *plan, db Database, name 
 			}
 		}
 	}
-	return e.finishAgg(ctx, pl, sortedGroups(groups), tr, bud)
+	return e.finishAgg(ctx, pl, pl.sortedGroups(groups), tr, bud)
 }
 
 func (e *Executor) runFrames(ctx context.Context, pl *plan, frames []*frame, tr timeRange, bud *budget) ([]*Row, error) {
@@ -1335,7 +1356,7 @@ func (e *Executor) runFrames(ctx context.Context, pl *plan, frames []*frame, tr 
 		}
 		g.frames = append(g.frames, f)
 	}
-	gs := sortedGroups(groups)
+	gs := pl.sortedGroups(groups)
 	if pl.isAgg {
 		for _, g := range gs {
 			if err := e.feedAgg(ctx, pl, g, tr); err != nil {
@@ -1357,7 +1378,10 @@ func (e *Executor) runFrames(ctx context.Context, pl *plan, frames []*frame, tr 
 	return rows, nil
 }
 
-func frameRange(f *frame, tr timeRange) (int, int) {
+func (pl *plan) frameRange(f *frame, tr timeRange) (int, int) {
+	if pl.fromSub {
+		return 0, len(f.times)
+	}
 	lo, hi := 0, len(f.times)
 	if tr.start != math.MinInt64 {
 		lo, _ = slices.BinarySearch(f.times, tr.start)
@@ -1378,7 +1402,7 @@ func (e *Executor) feedAgg(ctx context.Context, pl *plan, g *group, tr timeRange
 			return err
 		}
 		c.f = f
-		lo, hi := frameRange(f, tr)
+		lo, hi := pl.frameRange(f, tr)
 		lastW, haveW := int64(0), false
 		var accs []acc
 		for i := lo; i < hi; i++ {
@@ -1556,9 +1580,12 @@ type rawRef struct {
 func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRange, bud *budget) (*Row, error) {
 	st := pl.st
 	ncol := len(pl.cols)
-	perFrameCap := 0
+	perFrameCap, perFrameSkip := 0, 0
 	if st.Limit > 0 && !pl.hasTransform {
 		perFrameCap = st.Limit + st.OffsetRows
+	}
+	if pl.asSub && !pl.hasTransform {
+		perFrameCap, perFrameSkip = st.Limit, st.OffsetRows
 	}
 	var refs []rawRef
 	var slab []tsdb.Value
@@ -1569,8 +1596,8 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 			return nil, err
 		}
 		c.f = f
-		lo, hi := frameRange(f, tr)
-		taken := 0
+		lo, hi := pl.frameRange(f, tr)
+		taken, skipped := 0, 0
 		for n := lo; n < hi; n++ {
 			i := n
 			if st.Desc {
@@ -1583,11 +1610,15 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 			has := false
 			for ci, col := range pl.cols {
 				tmp[ci] = col.eval(c)
-				if !col.tagOnly && !isNull(tmp[ci]) {
+				if (!col.tagOnly || pl.fromSub) && !isNull(tmp[ci]) {
 					has = true
 				}
 			}
 			if !has {
+				continue
+			}
+			if skipped < perFrameSkip {
+				skipped++
 				continue
 			}
 			refs = append(refs, rawRef{t: f.times[i], pos: len(slab) / max(ncol, 1)})
@@ -1613,7 +1644,7 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 			slices.SortStableFunc(refs, func(a, b rawRef) int { return cmp.Compare(a.t, b.t) })
 		}
 	}
-	if perFrameCap > 0 && len(refs) > perFrameCap {
+	if perFrameCap > 0 && len(refs) > perFrameCap && !pl.asSub {
 		refs = refs[:perFrameCap]
 	}
 	r := &Row{Name: g.name, Tags: g.tags, Time: make([]int64, len(refs)), Cols: make([][]tsdb.Value, ncol)}
@@ -1634,6 +1665,17 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 	return r, nil
 }
 
+// rowHas reports whether row i of r counts as present: some field column
+// is non-null (or, for subquery sources, any column).
+func (pl *plan) rowHas(r *Row, i int) bool {
+	for ci, col := range pl.cols {
+		if (!col.tagOnly || pl.fromSub) && !isNull(r.Cols[ci][i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // finishRows applies transforms, drops rows without any field value
 // (when dropEmpty), then OFFSET/LIMIT, and sets the column names.
 func (e *Executor) finishRows(pl *plan, r *Row, dropEmpty bool) {
@@ -1646,14 +1688,7 @@ func (e *Executor) finishRows(pl *plan, r *Row, dropEmpty bool) {
 	if dropEmpty {
 		n := 0
 		for i := range r.Time {
-			has := false
-			for ci, col := range pl.cols {
-				if !col.tagOnly && !isNull(r.Cols[ci][i]) {
-					has = true
-					break
-				}
-			}
-			if !has {
+			if !pl.rowHas(r, i) {
 				continue
 			}
 			r.Time[n] = r.Time[i]
@@ -1667,7 +1702,7 @@ func (e *Executor) finishRows(pl *plan, r *Row, dropEmpty bool) {
 			r.Cols[ci] = r.Cols[ci][:n]
 		}
 	}
-	if st.OffsetRows > 0 || st.Limit > 0 {
+	if (st.OffsetRows > 0 || st.Limit > 0) && !(pl.asSub && !pl.isAgg && !pl.hasTransform) {
 		lo := min(st.OffsetRows, len(r.Time))
 		hi := len(r.Time)
 		if st.Limit > 0 && lo+st.Limit < hi {
