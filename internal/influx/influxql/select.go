@@ -1477,6 +1477,13 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 		for wi, w := range wins {
 			vals[wi] = make([]tsdb.Value, nslots)
 			times[wi] = w
+			if st.Fill == FillNull { // InfluxDB: count() of an empty window is 0
+				for k, s := range pl.aggs {
+					if s.fn == "count" {
+						vals[wi][k] = tsdb.IntValue(0)
+					}
+				}
+			}
 			idx, ok := g.wins[w]
 			if !ok {
 				continue
