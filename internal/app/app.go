@@ -141,6 +141,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		AllowAnonymous: cfg.Influx.AllowAnonymous,
 		Logger:         log.With("subsystem", "influx"),
 		MaxBodyBytes:   cfg.Influx.MaxBodyBytes,
+		QueryTimeout:   time.Duration(cfg.Influx.QueryTimeout),
+		QueryMaxPoints: cfg.Storage.MaxQuerySamples,
 	})
 	if err != nil {
 		return nil, err

@@ -107,6 +107,8 @@ type Influx struct {
 	// Telegraf configurations); --allow-anonymous sets it with the MQTT one.
 	AllowAnonymous bool  `yaml:"allow_anonymous"`
 	MaxBodyBytes   int64 `yaml:"max_body_bytes"` // write body after gunzip; default 64 MiB
+	// QueryTimeout bounds one /query or /api/v2/query request (default 30s).
+	QueryTimeout Duration `yaml:"query_timeout"`
 }
 
 // Ingest configures how MQTT telemetry becomes points.
@@ -137,7 +139,7 @@ func Default() Config {
 			FlushInterval: Duration(time.Minute),
 			Database:      "edgewise",
 		},
-		Influx: Influx{MaxBodyBytes: 64 << 20},
+		Influx: Influx{MaxBodyBytes: 64 << 20, QueryTimeout: Duration(30 * time.Second)},
 		Ingest: Ingest{Measurement: "telemetry"},
 	}
 }
@@ -241,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.FsyncInterval <= 0 || c.Storage.BlockDuration < Duration(time.Minute) || c.Storage.FlushInterval <= 0 {
 		return bad("storage intervals must be positive and block_duration at least 1m")
+	}
+	if c.Influx.QueryTimeout < 0 {
+		return bad("influx.query_timeout must not be negative")
 	}
 	if c.Storage.Database == "" || c.Storage.Retention < 0 || c.Storage.MaxQuerySamples < 0 || c.Storage.OutOfOrderWindow < 0 || c.Storage.MaxSeries < 0 || c.Influx.MaxBodyBytes < 1024 {
 		return bad("storage.database must not be empty, storage.retention and max_query_samples not negative, influx.max_body_bytes at least 1024")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
@@ -42,6 +43,10 @@ type Options struct {
 	DefaultDatabase string
 	// MaxBodyBytes bounds a write body after decompression; default 64 MiB.
 	MaxBodyBytes int64
+	// QueryTimeout bounds one query request (default 30s); QueryMaxPoints
+	// the samples one query statement may materialise (default 50M).
+	QueryTimeout   time.Duration
+	QueryMaxPoints int
 }
 
 // Handler is the Influx-compatible HTTP API.

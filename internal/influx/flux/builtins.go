@@ -1,0 +1,899 @@
+package flux
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edgewise-iot/edgewise/internal/tsdb"
+)
+
+type builtinFn func(x *run, args *record, pipe *stream) (Value, error)
+
+func builtins() map[string]Value {
+	m := map[string]Value{}
+	add := func(name string, f builtinFn) {
+		m[name] = Value{Kind: KFunc, x: &ext{fn: &function{name: name, builtin: f}}}
+	}
+	add("from", bFrom)
+	add("range", bRange)
+	add("filter", bFilter)
+	add("aggregateWindow", bAggregateWindow)
+	for name := range aggNames {
+		add(name, aggregateFn(name))
+	}
+	add("group", bGroup)
+	add("keep", bKeep)
+	add("drop", bDrop)
+	add("rename", bRename)
+	add("limit", bLimit)
+	add("sort", bSort)
+	add("yield", bYield)
+	add("pivot", bPivot)
+	add("map", bMap)
+	return m
+}
+
+// ---- argument helpers ----
+
+func argOr(args *record, name string, def Value) Value {
+	if v, ok := args.get(name); ok {
+		return v
+	}
+	return def
+}
+
+func argKind(args *record, name string, k Kind, required bool) (Value, bool, error) {
+	v, ok := args.get(name)
+	if !ok {
+		if required {
+			return Value{}, false, invalidf("missing required argument %s", name)
+		}
+		return Value{}, false, nil
+	}
+	if v.Kind != k {
+		return Value{}, false, invalidf("argument %s must be a %s, got %s", name, k, v.Kind)
+	}
+	return v, true, nil
+}
+
+func argStrings(args *record, name string, def []string) ([]string, error) {
+	v, ok := args.get(name)
+	if !ok {
+		return def, nil
+	}
+	if v.Kind != KArray {
+		return nil, invalidf("argument %s must be an array of strings", name)
+	}
+	out := make([]string, len(v.x.arr))
+	for i, e := range v.x.arr {
+		if e.Kind != KString {
+			return nil, invalidf("argument %s must be an array of strings", name)
+		}
+		out[i] = e.S
+	}
+	return out, nil
+}
+
+func needStream(pipe *stream) error {
+	if pipe == nil {
+		return invalidf("missing table stream: pipe tables into this function with |>")
+	}
+	return nil
+}
+
+// timeArg turns a time, a duration relative to now or unix seconds into ns.
+func (x *run) timeArg(v Value, name string) (int64, error) {
+	switch v.Kind {
+	case KTime:
+		return v.I, nil
+	case KDuration:
+		return addDuration(x.now, v, false).I, nil
+	case KInt:
+		return v.I * int64(time.Second), nil
+	}
+	return 0, invalidf("argument %s must be a time or a duration, got %s", name, v.Kind)
+}
+
+// ---- sources ----
+
+func bFrom(x *run, args *record, _ *stream) (Value, error) {
+	b, _, err := argKind(args, "bucket", KString, true)
+	if err != nil {
+		return Value{}, err
+	}
+	db, err := x.ex.store.Bucket(x.ctx, b.S)
+	if err != nil {
+		return Value{}, err
+	}
+	return streamValue(&stream{src: &source{db: db, bucket: b.S}}), nil
+}
+
+func bRange(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	sv, ok := args.get("start")
+	if !ok {
+		return Value{}, invalidf("missing required argument start")
+	}
+	start, err := x.timeArg(sv, "start")
+	if err != nil {
+		return Value{}, err
+	}
+	stop := x.now
+	if v, ok := args.get("stop"); ok {
+		if stop, err = x.timeArg(v, "stop"); err != nil {
+			return Value{}, err
+		}
+	}
+	if stop < start {
+		return Value{}, invalidf("range: stop %s is before start %s", Time(stop), Time(start))
+	}
+	if pipe.src == nil || pipe.src.hasRange {
+		return Value{}, invalidf("range() must directly follow from()")
+	}
+	src := cloneSource(pipe.src)
+	src.start, src.stop, src.hasRange = start, stop, true
+	return streamValue(&stream{src: src}), nil
+}
+
+func bFilter(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	f, param, err := rowFn(argOr(args, "fn", Value{}), "filter fn")
+	if err != nil {
+		return Value{}, err
+	}
+	if pipe.src != nil {
+		if !pipe.src.hasRange {
+			return Value{}, invalidf("from() must be followed by range() before filter()")
+		}
+		src := cloneSource(pipe.src)
+		if err := x.pushFilter(src, f); err != nil {
+			return Value{}, err
+		}
+		return streamValue(&stream{src: src}), nil
+	}
+	var out []*Table
+	for _, t := range pipe.tables {
+		nt := &Table{Cols: t.Cols}
+		for _, row := range t.Rows {
+			v, err := x.evalOnRow(f, param, t, row)
+			if err != nil {
+				return Value{}, err
+			}
+			if v.truthy() {
+				nt.Rows = append(nt.Rows, row)
+			}
+		}
+		if len(nt.Rows) > 0 {
+			out = append(out, nt)
+		}
+	}
+	return streamValue(&stream{tables: out}), nil
+}
+
+// ---- aggregates ----
+
+func aggName(v Value) (string, bool) {
+	if v.Kind != KFunc || v.x.fn.builtin == nil || !aggNames[v.x.fn.name] {
+		return "", false
+	}
+	return v.x.fn.name, true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func bAggregateWindow(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	ev, _, err := argKind(args, "every", KDuration, true)
+	if err != nil {
+		return Value{}, err
+	}
+	if ev.months() != 0 || ev.I <= 0 {
+		return Value{}, invalidf("aggregateWindow: every must be a positive fixed duration (calendar months are not supported)")
+	}
+	fn, ok := aggName(argOr(args, "fn", Value{}))
+	if !ok {
+		return Value{}, invalidf("aggregateWindow: fn must be one of mean, sum, count, min, max, first, last, median, spread, stddev")
+	}
+	createEmpty := true
+	if v, ok, err := argKind(args, "createEmpty", KBool, false); err != nil {
+		return Value{}, err
+	} else if ok {
+		createEmpty = v.truthy()
+	}
+	column := "_value"
+	if v, ok, err := argKind(args, "column", KString, false); err != nil {
+		return Value{}, err
+	} else if ok {
+		column = v.S
+	}
+	timeSrc := "_stop"
+	if v, ok, err := argKind(args, "timeSrc", KString, false); err != nil {
+		return Value{}, err
+	} else if ok {
+		timeSrc = v.S
+	}
+	if _, ok := args.get("offset"); ok {
+		return Value{}, invalidf("aggregateWindow: offset is not supported")
+	}
+	every := ev.I
+	var tables []*Table
+	pushdown := pipe.src != nil && len(pipe.src.rowFilters) == 0 && column == "_value" && timeSrc == "_stop"
+	switch fn {
+	case "median", "spread", "stddev":
+		pushdown = false
+	}
+	if pushdown {
+		if tables, err = x.read(pipe.src, time.Duration(every), tsdb.Aggregate(fn)); err != nil {
+			return Value{}, err
+		}
+		for _, t := range tables {
+			t.Cols[3].Type = aggKind(fn, t.Cols[3].Type)
+		}
+	} else {
+		in, err := x.materialize(pipe)
+		if err != nil {
+			return Value{}, err
+		}
+		for _, t := range in {
+			nt, err := windowTable(t, fn, every, column, timeSrc)
+			if err != nil {
+				return Value{}, err
+			}
+			if nt != nil {
+				tables = append(tables, nt)
+			}
+		}
+	}
+	if createEmpty {
+		for _, t := range tables {
+			if err := x.fillEmpty(t, fn, every, column); err != nil {
+				return Value{}, err
+			}
+		}
+	}
+	return streamValue(&stream{tables: tables}), nil
+}
+
+func keyTime(t *Table, label string) (int64, bool) {
+	i := t.idx(label)
+	if i < 0 || len(t.Rows) == 0 || t.Rows[0][i].Kind != KTime {
+		return 0, false
+	}
+	return t.Rows[0][i].I, true
+}
+
+// windowTable aggregates one table into epoch-aligned windows of every,
+// stamped with the window stop clipped to the table's _stop.
+func windowTable(t *Table, fn string, every int64, column, timeSrc string) (*Table, error) {
+	ti, vi := t.idx("_time"), t.idx(column)
+	if ti < 0 || vi < 0 {
+		return nil, invalidf("aggregateWindow: table has no _time or %s column", column)
+	}
+	start, ok1 := keyTime(t, "_start")
+	stop, ok2 := keyTime(t, "_stop")
+	if !ok1 || !ok2 {
+		return nil, invalidf("aggregateWindow: tables need _start and _stop (use range())")
+	}
+	var keep []int
+	for i, c := range t.Cols {
+		if c.Key || i == ti || i == vi {
+			keep = append(keep, i)
+		}
+	}
+	nt := &Table{}
+	for _, i := range keep {
+		c := t.Cols[i]
+		if i == vi {
+			c.Type = aggKind(fn, c.Type)
+		}
+		nt.Cols = append(nt.Cols, c)
+	}
+	rows := slices.Clone(t.Rows)
+	slices.SortStableFunc(rows, func(a, b []Value) int { return cmp.Compare(a[ti].I, b[ti].I) })
+	for lo := 0; lo < len(rows); {
+		k := floorDiv(rows[lo][ti].I, every)
+		hi := lo
+		var a aggState
+		for hi < len(rows) && floorDiv(rows[hi][ti].I, every) == k {
+			if err := a.add(fn, hi, rows[hi][vi]); err != nil {
+				return nil, err
+			}
+			hi++
+		}
+		label := min((k+1)*every, stop)
+		if timeSrc == "_start" {
+			label = max(k*every, start)
+		}
+		src := rows[lo]
+		v := a.result(fn)
+		if isSelector(fn) {
+			if !a.has {
+				lo = hi
+				continue
+			}
+			src = rows[a.sel]
+		}
+		out := make([]Value, len(keep))
+		for j, i := range keep {
+			switch i {
+			case ti:
+				out[j] = Time(label)
+			case vi:
+				out[j] = v
+			default:
+				out[j] = src[i]
+			}
+		}
+		nt.Rows = append(nt.Rows, out)
+		lo = hi
+	}
+	if len(nt.Rows) == 0 {
+		return nil, nil
+	}
+	return nt, nil
+}
+
+// fillEmpty adds rows (null, or 0 for count) for windows without data.
+func (x *run) fillEmpty(t *Table, fn string, every int64, column string) error {
+	start, ok1 := keyTime(t, "_start")
+	stop, ok2 := keyTime(t, "_stop")
+	ti, vi := t.idx("_time"), t.idx(column)
+	if !ok1 || !ok2 || ti < 0 || vi < 0 || stop <= start {
+		return nil
+	}
+	n := floorDiv(stop-1, every) - floorDiv(start, every) + 1
+	if n > int64(len(t.Rows)) {
+		if err := x.take(int(min(n, 1<<40)) - len(t.Rows)); err != nil {
+			return err
+		}
+	}
+	have := map[int64]bool{}
+	for _, r := range t.Rows {
+		have[r[ti].I] = true
+	}
+	tmpl := t.Rows[0]
+	for k := floorDiv(start, every); k <= floorDiv(stop-1, every); k++ {
+		label := min((k+1)*every, stop)
+		if have[label] {
+			continue
+		}
+		row := make([]Value, len(tmpl))
+		for i, c := range t.Cols {
+			if c.Key {
+				row[i] = tmpl[i]
+			}
+		}
+		row[ti] = Time(label)
+		if fn == "count" {
+			row[vi] = Int(0)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	slices.SortStableFunc(t.Rows, func(a, b []Value) int { return cmp.Compare(a[ti].I, b[ti].I) })
+	return nil
+}
+
+func aggregateFn(fn string) builtinFn {
+	return func(x *run, args *record, pipe *stream) (Value, error) {
+		if err := needStream(pipe); err != nil {
+			return Value{}, err
+		}
+		column := "_value"
+		if v, ok, err := argKind(args, "column", KString, false); err != nil {
+			return Value{}, err
+		} else if ok {
+			column = v.S
+		}
+		in, err := x.materialize(pipe)
+		if err != nil {
+			return Value{}, err
+		}
+		var out []*Table
+		for _, t := range in {
+			vi := t.idx(column)
+			if vi < 0 {
+				return Value{}, invalidf("%s: column %q not found", fn, column)
+			}
+			var a aggState
+			for i, row := range t.Rows {
+				if err := a.add(fn, i, row[vi]); err != nil {
+					return Value{}, err
+				}
+			}
+			if isSelector(fn) {
+				if a.has {
+					out = append(out, &Table{Cols: t.Cols, Rows: [][]Value{t.Rows[a.sel]}})
+				}
+				continue
+			}
+			nt := &Table{}
+			var row []Value
+			for i, c := range t.Cols {
+				if c.Key {
+					nt.Cols = append(nt.Cols, c)
+					if len(t.Rows) > 0 {
+						row = append(row, t.Rows[0][i])
+					} else {
+						row = append(row, Value{})
+					}
+				}
+			}
+			nt.Cols = append(nt.Cols, Column{Label: column, Type: aggKind(fn, t.Cols[vi].Type)})
+			nt.Rows = [][]Value{append(row, a.result(fn))}
+			out = append(out, nt)
+		}
+		return streamValue(&stream{tables: out}), nil
+	}
+}
+
+// ---- shaping ----
+
+func keyString(t *Table) string {
+	var b strings.Builder
+	for i, c := range t.Cols {
+		if !c.Key {
+			continue
+		}
+		b.WriteString(c.Label)
+		b.WriteByte(0)
+		if len(t.Rows) > 0 {
+			b.WriteString(t.Rows[0][i].String())
+			b.WriteByte(byte(t.Rows[0][i].Kind))
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// merge concatenates tables with equal group keys (union of columns).
+func merge(tables []*Table) []*Table {
+	var order []string
+	groups := map[string][]*Table{}
+	for _, t := range tables {
+		k := keyString(t)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], t)
+	}
+	slices.Sort(order)
+	out := make([]*Table, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		if len(g) == 1 {
+			out = append(out, g[0])
+			continue
+		}
+		nt := &Table{Cols: slices.Clone(g[0].Cols)}
+		for _, t := range g[1:] {
+			for _, c := range t.Cols {
+				if nt.idx(c.Label) < 0 {
+					nt.Cols = append(nt.Cols, c)
+				}
+			}
+		}
+		for _, t := range g {
+			m := make([]int, len(nt.Cols))
+			for i, c := range nt.Cols {
+				m[i] = t.idx(c.Label)
+			}
+			for _, r := range t.Rows {
+				row := make([]Value, len(nt.Cols))
+				for i, j := range m {
+					if j >= 0 {
+						row[i] = r[j]
+					}
+				}
+				nt.Rows = append(nt.Rows, row)
+			}
+		}
+		out = append(out, nt)
+	}
+	return out
+}
+
+func bGroup(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	cols, err := argStrings(args, "columns", nil)
+	if err != nil {
+		return Value{}, err
+	}
+	mode := "by"
+	if v, ok, err := argKind(args, "mode", KString, false); err != nil {
+		return Value{}, err
+	} else if ok {
+		mode = v.S
+	}
+	if mode != "by" && mode != "except" {
+		return Value{}, invalidf("group: mode must be \"by\" or \"except\"")
+	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	out := make([]*Table, len(in))
+	for i, t := range in {
+		nt := &Table{Cols: slices.Clone(t.Cols), Rows: t.Rows}
+		for j := range nt.Cols {
+			nt.Cols[j].Key = slices.Contains(cols, nt.Cols[j].Label) == (mode == "by")
+		}
+		out[i] = nt
+	}
+	return streamValue(&stream{tables: merge(out)}), nil
+}
+
+func project(t *Table, keep func(label string) bool) *Table {
+	var idx []int
+	nt := &Table{}
+	for i, c := range t.Cols {
+		if keep(c.Label) {
+			idx = append(idx, i)
+			nt.Cols = append(nt.Cols, c)
+		}
+	}
+	nt.Rows = make([][]Value, len(t.Rows))
+	for r, row := range t.Rows {
+		nr := make([]Value, len(idx))
+		for j, i := range idx {
+			nr[j] = row[i]
+		}
+		nt.Rows[r] = nr
+	}
+	return nt
+}
+
+func keepDrop(keep bool) builtinFn {
+	return func(x *run, args *record, pipe *stream) (Value, error) {
+		if err := needStream(pipe); err != nil {
+			return Value{}, err
+		}
+		cols, err := argStrings(args, "columns", nil)
+		if err != nil {
+			return Value{}, err
+		}
+		if cols == nil {
+			return Value{}, invalidf("missing required argument columns")
+		}
+		in, err := x.materialize(pipe)
+		if err != nil {
+			return Value{}, err
+		}
+		out := make([]*Table, len(in))
+		for i, t := range in {
+			out[i] = project(t, func(l string) bool { return slices.Contains(cols, l) == keep })
+		}
+		return streamValue(&stream{tables: merge(out)}), nil
+	}
+}
+
+var (
+	bKeep = keepDrop(true)
+	bDrop = keepDrop(false)
+)
+
+func bRename(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	m, _, err := argKind(args, "columns", KRecord, true)
+	if err != nil {
+		return Value{}, err
+	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	out := make([]*Table, len(in))
+	for i, t := range in {
+		nt := &Table{Cols: slices.Clone(t.Cols), Rows: t.Rows}
+		for j, c := range nt.Cols {
+			if v, ok := m.x.rec.get(c.Label); ok && v.Kind == KString {
+				nt.Cols[j].Label = v.S
+			}
+		}
+		out[i] = nt
+	}
+	return streamValue(&stream{tables: out}), nil
+}
+
+func bLimit(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	n, _, err := argKind(args, "n", KInt, true)
+	if err != nil {
+		return Value{}, err
+	}
+	off, _, err := argKind(args, "offset", KInt, false)
+	if err != nil {
+		return Value{}, err
+	}
+	if n.I < 0 || off.I < 0 {
+		return Value{}, invalidf("limit: n and offset must not be negative")
+	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	var out []*Table
+	for _, t := range in {
+		lo := min(int(off.I), len(t.Rows))
+		hi := min(lo+int(min(n.I, 1<<40)), len(t.Rows))
+		if hi > lo {
+			out = append(out, &Table{Cols: t.Cols, Rows: t.Rows[lo:hi]})
+		}
+	}
+	return streamValue(&stream{tables: out}), nil
+}
+
+func bSort(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	cols, err := argStrings(args, "columns", []string{"_value"})
+	if err != nil {
+		return Value{}, err
+	}
+	desc, _, err := argKind(args, "desc", KBool, false)
+	if err != nil {
+		return Value{}, err
+	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	out := make([]*Table, len(in))
+	for i, t := range in {
+		var idx []int
+		for _, c := range cols {
+			if j := t.idx(c); j >= 0 {
+				idx = append(idx, j)
+			}
+		}
+		rows := slices.Clone(t.Rows)
+		slices.SortStableFunc(rows, func(a, b []Value) int {
+			for _, j := range idx {
+				c, ok := compare(a[j], b[j])
+				if !ok { // nulls first
+					c = cmp.Compare(boolInt(a[j].Kind != KNull), boolInt(b[j].Kind != KNull))
+				}
+				if c != 0 {
+					if desc.truthy() {
+						return -c
+					}
+					return c
+				}
+			}
+			return 0
+		})
+		out[i] = &Table{Cols: t.Cols, Rows: rows}
+	}
+	return streamValue(&stream{tables: out}), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func bYield(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	name := "_result"
+	if v, ok, err := argKind(args, "name", KString, false); err != nil {
+		return Value{}, err
+	} else if ok {
+		name = v.S
+	}
+	tables, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	s := &stream{tables: tables}
+	if err := x.yield(s, name); err != nil {
+		return Value{}, err
+	}
+	return streamValue(s), nil
+}
+
+func bPivot(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	rowKey, err := argStrings(args, "rowKey", nil)
+	if err != nil {
+		return Value{}, err
+	}
+	colKey, err := argStrings(args, "columnKey", nil)
+	if err != nil {
+		return Value{}, err
+	}
+	vc, _, err := argKind(args, "valueColumn", KString, true)
+	if err != nil {
+		return Value{}, err
+	}
+	if len(rowKey) == 0 || len(colKey) == 0 {
+		return Value{}, invalidf("pivot: rowKey and columnKey must not be empty")
+	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	// Regroup without the column-key and value columns in the key.
+	regrouped := make([]*Table, len(in))
+	for i, t := range in {
+		nt := &Table{Cols: slices.Clone(t.Cols), Rows: t.Rows}
+		for j := range nt.Cols {
+			if slices.Contains(colKey, nt.Cols[j].Label) || nt.Cols[j].Label == vc.S {
+				nt.Cols[j].Key = false
+			}
+		}
+		regrouped[i] = nt
+	}
+	var out []*Table
+	for _, t := range merge(regrouped) {
+		vi := t.idx(vc.S)
+		if vi < 0 {
+			return Value{}, invalidf("pivot: value column %q not found", vc.S)
+		}
+		var rk, ck []int
+		for _, c := range rowKey {
+			if j := t.idx(c); j >= 0 {
+				rk = append(rk, j)
+			} else {
+				return Value{}, invalidf("pivot: row key column %q not found", c)
+			}
+		}
+		for _, c := range colKey {
+			if j := t.idx(c); j >= 0 {
+				ck = append(ck, j)
+			} else {
+				return Value{}, invalidf("pivot: column key column %q not found", c)
+			}
+		}
+		nt := &Table{}
+		var keyIdx []int
+		for i, c := range t.Cols {
+			if c.Key && !slices.Contains(rk, i) {
+				nt.Cols = append(nt.Cols, c)
+				keyIdx = append(keyIdx, i)
+			}
+		}
+		for _, j := range rk {
+			nt.Cols = append(nt.Cols, Column{Label: t.Cols[j].Label, Type: t.Cols[j].Type})
+		}
+		base := len(nt.Cols)
+		newCol := map[string]int{}
+		rowOf := map[string]int{}
+		var rows [][]Value
+		for _, r := range t.Rows {
+			var ckb strings.Builder
+			for n, j := range ck {
+				if n > 0 {
+					ckb.WriteByte('_')
+				}
+				ckb.WriteString(r[j].String())
+			}
+			name := ckb.String()
+			ci, ok := newCol[name]
+			if !ok {
+				ci = base + len(newCol)
+				newCol[name] = ci
+				nt.Cols = append(nt.Cols, Column{Label: name, Type: r[vi].Kind})
+			}
+			if nt.Cols[ci].Type == KNull && r[vi].Kind != KNull {
+				nt.Cols[ci].Type = r[vi].Kind
+			}
+			var rkb strings.Builder
+			for _, j := range rk {
+				rkb.WriteString(r[j].String())
+				rkb.WriteByte(0)
+			}
+			ri, ok := rowOf[rkb.String()]
+			if !ok {
+				ri = len(rows)
+				rowOf[rkb.String()] = ri
+				row := make([]Value, 0, base)
+				for _, j := range keyIdx {
+					row = append(row, r[j])
+				}
+				for _, j := range rk {
+					row = append(row, r[j])
+				}
+				rows = append(rows, row)
+			}
+			for len(rows[ri]) <= ci {
+				rows[ri] = append(rows[ri], Value{})
+			}
+			rows[ri][ci] = r[vi]
+		}
+		for i := range rows {
+			for len(rows[i]) < len(nt.Cols) {
+				rows[i] = append(rows[i], Value{})
+			}
+		}
+		slices.SortStableFunc(rows, func(a, b []Value) int {
+			for n := range rk {
+				if c, ok := compare(a[len(keyIdx)+n], b[len(keyIdx)+n]); ok && c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+		nt.Rows = rows
+		out = append(out, nt)
+	}
+	return streamValue(&stream{tables: out}), nil
+}
+
+func bMap(x *run, args *record, pipe *stream) (Value, error) {
+	if err := needStream(pipe); err != nil {
+		return Value{}, err
+	}
+	f, param, err := rowFn(argOr(args, "fn", Value{}), "map fn")
+	if err != nil {
+		return Value{}, err
+	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	var out []*Table
+	for _, t := range in {
+		var nt *Table
+		for _, row := range t.Rows {
+			v, err := x.evalOnRow(f, param, t, row)
+			if err != nil {
+				return Value{}, err
+			}
+			if v.Kind != KRecord {
+				return Value{}, invalidf("map fn must return a record, got %s", v.Kind)
+			}
+			rec := v.x.rec
+			if nt == nil {
+				nt = &Table{}
+				for _, k := range rec.keys {
+					c := Column{Label: k, Type: rec.vals[k].Kind}
+					if j := t.idx(k); j >= 0 {
+						c.Key = t.Cols[j].Key
+						if c.Type == KNull {
+							c.Type = t.Cols[j].Type
+						}
+					}
+					nt.Cols = append(nt.Cols, c)
+				}
+			}
+			nr := make([]Value, len(nt.Cols))
+			for i, c := range nt.Cols {
+				nr[i] = rec.vals[c.Label]
+				if nt.Cols[i].Type == KNull {
+					nt.Cols[i].Type = nr[i].Kind
+				}
+			}
+			nt.Rows = append(nt.Rows, nr)
+		}
+		if nt != nil {
+			out = append(out, nt)
+		}
+	}
+	return streamValue(&stream{tables: merge(out)}), nil
+}
