@@ -782,8 +782,8 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		one := byte(1)
 		props.ReceiveMaximum = &rm
 		props.MaximumPacketSize = &mps
-		if s.opts.TopicAliasMaximum > 0 {
-			tam := uint16(s.opts.TopicAliasMaximum)
+		if s.opts.TopicAliasMax > 0 {
+			tam := uint16(s.opts.TopicAliasMax)
 			props.TopicAliasMaximum = &tam
 		}
 		props.RetainAvailable = &one
@@ -1039,7 +1039,7 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 // DISCONNECT) for an alias out of range or unknown.
 func (c *conn) resolveAlias(p *packets.Publish) bool {
 	a := int(*p.Properties.TopicAlias)
-	limit := max(c.srv.opts.TopicAliasMaximum, 0)
+	limit := max(c.srv.opts.TopicAliasMax, 0)
 	if a == 0 || a > limit {
 		c.protocolError(packets.TopicAliasInvalid, fmt.Errorf("topic alias %d outside 1..%d", a, limit))
 		return false

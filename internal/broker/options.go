@@ -96,9 +96,9 @@ type Options struct {
 	// PublishBurst is the number of PUBLISH packets a connection may send
 	// at once above PublishRate (default: PublishRate, at least 1).
 	PublishBurst int
-	// TopicAliasMaximum is the Topic Alias Maximum advertised to v5
+	// TopicAliasMax is the Topic Alias Maximum advertised to v5
 	// clients for client to server aliases (default 64; negative: none).
-	TopicAliasMaximum int
+	TopicAliasMax int
 	// SessionStore makes persistent sessions and retained messages
 	// survive a restart; nil keeps them in memory only. New loads it.
 	SessionStore SessionStore
@@ -142,12 +142,12 @@ func (o Options) withDefaults() Options {
 		o.PublishBurst = max(o.PublishRate, 1)
 	}
 	switch {
-	case o.TopicAliasMaximum == 0:
-		o.TopicAliasMaximum = DefaultTopicAliasMax
-	case o.TopicAliasMaximum < 0:
-		o.TopicAliasMaximum = 0
-	case o.TopicAliasMaximum > 65535:
-		o.TopicAliasMaximum = 65535
+	case o.TopicAliasMax == 0:
+		o.TopicAliasMax = DefaultTopicAliasMax
+	case o.TopicAliasMax < 0:
+		o.TopicAliasMax = 0
+	case o.TopicAliasMax > 65535:
+		o.TopicAliasMax = 65535
 	}
 	return o
 }
