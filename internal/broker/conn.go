@@ -102,20 +102,32 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{srv: s, nc: nc}
 }
 
-// run is the reader goroutine.
+// run is the reader goroutine. A quiet connection hands its reading over
+// to a fresh goroutine after each read pass that handled packets (see
+// readLoop): handling a packet grows the goroutine stack to 4 KiB or more,
+// which the garbage collector does not shrink for a goroutine blocked in
+// Read, while a fresh goroutine idles on the minimum 2 KiB stack.
 func (c *conn) run() {
 	s := c.srv
 	defer s.wg.Done()
+	handoff := false
 	defer func() {
 		if r := recover(); r != nil {
 			s.stats.panics.Add(1)
 			s.log.Error("broker: connection goroutine panicked", "client", c.clientID,
 				"remote", c.nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
 			c.cleanDisconnect = false
+			handoff = false
 		}
-		c.finish()
+		if !handoff {
+			s.putReadBuf(c.rbuf)
+			c.finish()
+		}
 	}()
-	c.readLoop()
+	if handoff = c.readLoop(); handoff {
+		s.wg.Add(1)
+		go c.run()
+	}
 }
 
 // finish flushes and closes the connection and detaches the session.
@@ -480,17 +492,23 @@ func reasonFor(err error) byte {
 // readLoop reads into one buffer and handles every complete packet of a
 // read pass before reading again. It keeps a small frame (state lives in
 // the conn) so the stack of an idle connection, blocked in Read, stays
-// small.
-func (c *conn) readLoop() {
-	c.small = make([]byte, smallReadBuf)
-	c.rbuf = c.small
-	defer func() { c.srv.putReadBuf(c.rbuf) }()
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
+// small. It returns false when the connection must close, and true when a
+// quiet connection (small read buffer) handled packets and should continue
+// on a fresh goroutine.
+func (c *conn) readLoop() bool {
+	if c.small == nil {
+		c.small = make([]byte, smallReadBuf)
+		c.rbuf = c.small
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
+	}
 	for {
 		c.arm()
 		n, err := c.nc.Read(c.rbuf[c.rend:])
 		if !c.process(n, err) {
-			return
+			return false
+		}
+		if n > 0 && len(c.rbuf) == smallReadBuf && !c.srv.closing.Load() {
+			return true
 		}
 	}
 }
