@@ -45,6 +45,7 @@ type App struct {
 	ts     *tsdb.DB // the default database
 	ingest *ingest.Pipeline
 	broker *broker.Server
+	bstore *broker.FileStore // nil when mqtt.persistence is off
 	http   *http.Server
 	mqttLn net.Listener
 	httpLn net.Listener
@@ -120,6 +121,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg})
+	queuePolicy, err := broker.ParseDropPolicy(cfg.MQTT.QueuePolicy)
+	if err != nil {
+		return nil, err
+	}
+	var sessionStore broker.SessionStore
+	if cfg.MQTT.Persistence {
+		if a.bstore, err = broker.OpenFileStore(filepath.Join(cfg.DataDir, "broker"),
+			broker.FileStoreOptions{Logger: log.With("subsystem", "broker")}); err != nil {
+			return nil, err
+		}
+		sessionStore = a.bstore
+	}
+	topicAliasMax := cfg.MQTT.TopicAliasMax
+	if topicAliasMax == 0 {
+		topicAliasMax = -1 // none
+	}
 	if a.broker, err = broker.New(broker.Options{
 		Logger:           log.With("subsystem", "broker"),
 		Authenticator:    au,
@@ -132,6 +149,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxQueued:        cfg.MQTT.MaxQueued,
 		MaxOutboundBytes: cfg.MQTT.MaxOutboundBytes,
 		ConnectTimeout:   time.Duration(cfg.MQTT.ConnectTimeout),
+		QueuePolicy:      queuePolicy,
+		PublishRate:      cfg.MQTT.PublishRate,
+		PublishBurst:     cfg.MQTT.PublishBurst,
+		TopicAliasMax:    topicAliasMax,
+		SessionStore:     sessionStore,
 	}); err != nil {
 		return nil, err
 	}
@@ -237,6 +259,11 @@ func (a *App) shutdown(ctx context.Context) error {
 		}
 		if a.mqttLn != nil {
 			a.mqttLn.Close()
+		}
+		if a.bstore != nil {
+			if err := a.bstore.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("app: broker session store close: %w", err))
+			}
 		}
 		if a.cat != nil {
 			if err := a.cat.Close(); err != nil {

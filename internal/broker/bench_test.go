@@ -19,9 +19,9 @@ type benchSubscriber struct {
 	done  chan struct{}
 }
 
-func newBenchSubscriber(b *testing.B, addr, id, filter string, qos byte) *benchSubscriber {
+func newBenchSubscriber(b *testing.B, addr, id, filter string, qos byte, persistent bool) *benchSubscriber {
 	r := dialRaw(b, addr, packets.V311)
-	r.connect(&packets.Connect{ClientID: id, CleanStart: true, KeepAlive: 60})
+	r.connect(&packets.Connect{ClientID: id, CleanStart: !persistent, KeepAlive: 60})
 	r.subscribe(1, packets.Subscription{Filter: filter, QoS: qos})
 	s := &benchSubscriber{nc: r.nc, done: make(chan struct{})}
 	go s.loop(qos)
@@ -72,13 +72,27 @@ func (s *benchSubscriber) loop(qos byte) {
 
 // benchRoute publishes b.N messages of 64 bytes from one connection to subs
 // subscribers and reports delivered msgs/s.
-func benchRoute(b *testing.B, subs int, qos byte) {
+func benchRoute(b *testing.B, subs int, qos byte) { benchRouteStore(b, subs, qos, false) }
+
+// benchRouteStore is benchRoute with, when durable is set, persistent
+// (3.1.1 clean session off) subscribers and a FileStore, so every QoS 1
+// delivery is stored and every PUBACK waits for a group commit.
+func benchRouteStore(b *testing.B, subs int, qos byte, durable bool) {
 	// BROKER_BENCH_ADDR runs the same load against another broker
 	// (for example Mosquitto) for a side-by-side figure.
 	addr := os.Getenv("BROKER_BENCH_ADDR")
 	var s *Server
-	if addr == "" {
-		s, addr = startServer(b, Options{AllowAnonymous: true, MaxOutboundBytes: 4 << 20, MaxInflight: 1000, MaxQueued: 100_000, ReceiveMaximum: 65535})
+	if addr == "" || durable {
+		opts := Options{AllowAnonymous: true, MaxOutboundBytes: 4 << 20, MaxInflight: 1000, MaxQueued: 100_000, ReceiveMaximum: 65535}
+		if durable {
+			fs, err := OpenFileStore(b.TempDir(), FileStoreOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { fs.Close() })
+			opts.SessionStore = fs
+		}
+		s, addr = startServer(b, opts)
 	}
 	dropped := func() int64 {
 		if s == nil {
@@ -88,7 +102,7 @@ func benchRoute(b *testing.B, subs int, qos byte) {
 	}
 	var ss []*benchSubscriber
 	for i := range subs {
-		ss = append(ss, newBenchSubscriber(b, addr, fmt.Sprintf("sub%d", i), "bench/+/t", qos))
+		ss = append(ss, newBenchSubscriber(b, addr, fmt.Sprintf("sub%d", i), "bench/+/t", qos, durable))
 	}
 	pub := dialRaw(b, addr, packets.V311)
 	pub.connect(&packets.Connect{ClientID: "pub", CleanStart: true, KeepAlive: 60})
@@ -189,3 +203,7 @@ func BenchmarkRouteQoS0FanOut(b *testing.B) { benchRoute(b, 100, 0) }
 
 // BenchmarkRouteQoS1 is one publisher to one subscriber, both acking.
 func BenchmarkRouteQoS1(b *testing.B) { benchRoute(b, 1, 1) }
+
+// BenchmarkRouteQoS1Durable is BenchmarkRouteQoS1 to a persistent session
+// with the FileStore: the cost of persistence on the QoS 1 path.
+func BenchmarkRouteQoS1Durable(b *testing.B) { benchRouteStore(b, 1, 1, true) }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -34,8 +35,10 @@ const (
 	flushTimeout = 3 * time.Second
 )
 
-// pendingAck is a PUBACK waiting for the end of a read pass.
+// pendingAck is a PUBACK or PUBREC waiting for the end of a read pass.
 type pendingAck struct {
+	typ    byte // PUBACK or PUBREC
+	fresh  bool // PUBREC of a packet id recorded by this read pass
 	id     uint16
 	reason byte
 	why    string // v5 reason string, sent if the client asked for problem information
@@ -57,6 +60,7 @@ type conn struct {
 	keepAlive time.Duration // 1.5 x the negotiated keep alive; 0 = none
 	maxOut    int           // client's Maximum Packet Size; 0 = unlimited
 	problems  bool          // v5 Request Problem Information (reason strings on acks)
+	aliasMax  uint16        // client's Topic Alias Maximum (server to client aliases)
 	will      *will
 
 	// Reader goroutine state.
@@ -75,6 +79,10 @@ type conn struct {
 	batch           []*Message
 	acks            []pendingAck
 	now             time.Time
+	inAliases       []string  // client to server topic aliases, by alias-1
+	pendSeq         uint64    // store records the acks of this read pass wait for
+	tokens          float64   // publish rate limit bucket
+	tokensAt        time.Time // last refill of tokens
 
 	// Output, appended by any goroutine, written by the writer.
 	outMu      sync.Mutex
@@ -84,26 +92,42 @@ type conn struct {
 	started    bool          // attached: output may be written
 	writing    bool          // a writer goroutine runs
 	writerExit chan struct{} // closed when the writer exits, if set
+	needSeq    uint64        // session store record out may be written after
+	aliases    map[string]uint16
+	aliasNext  uint16
+	aliasVal   uint16 // the alias of the PUBLISH being encoded
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{srv: s, nc: nc}
 }
 
-// run is the reader goroutine.
+// run is the reader goroutine. A quiet connection hands its reading over
+// to a fresh goroutine after each read pass that handled packets (see
+// readLoop): handling a packet grows the goroutine stack to 4 KiB or more,
+// which the garbage collector does not shrink for a goroutine blocked in
+// Read, while a fresh goroutine idles on the minimum 2 KiB stack.
 func (c *conn) run() {
 	s := c.srv
 	defer s.wg.Done()
+	handoff := false
 	defer func() {
 		if r := recover(); r != nil {
 			s.stats.panics.Add(1)
 			s.log.Error("broker: connection goroutine panicked", "client", c.clientID,
 				"remote", c.nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
 			c.cleanDisconnect = false
+			handoff = false
 		}
-		c.finish()
+		if !handoff {
+			s.putReadBuf(c.rbuf)
+			c.finish()
+		}
 	}()
-	c.readLoop()
+	if handoff = c.readLoop(); handoff {
+		s.wg.Add(1)
+		go c.run()
+	}
 }
 
 // finish flushes and closes the connection and detaches the session.
@@ -254,7 +278,18 @@ func (c *conn) writeLoop() {
 		buf := c.out
 		c.out = c.spare
 		c.spare = nil
+		need := c.needSeq
+		c.needSeq = 0
 		c.outMu.Unlock()
+		if need > 0 && s.store.Durable() < need {
+			// Acks and QoS 2 packets that depend on stored state leave
+			// only once it is durable (group commit).
+			if err := s.store.Sync(s.ctx, need); err != nil {
+				s.log.Error("broker: session store sync failed; closing connection", "client", c.clientID, "err", err)
+				c.writerFailed()
+				return
+			}
+		}
 		n, err := c.nc.Write(buf)
 		s.stats.bytesOut.Add(int64(n))
 		if err != nil {
@@ -308,19 +343,99 @@ func (c *conn) appendQoS0(b []byte) bool {
 	return true
 }
 
-// appendPublish encodes p into the output (QoS 1 and retained deliveries;
-// never dropped for buffer size).
-func (c *conn) appendPublish(p *packets.Publish) bool {
+// appendPublish encodes p into the output (QoS 1/2 deliveries; never
+// dropped for buffer size: the inflight window bounds them). The output is
+// written only once the store record seq (if not 0) is durable.
+func (c *conn) appendPublish(p *packets.Publish, seq uint64) bool {
 	c.outMu.Lock()
 	if c.outClosed {
 		c.outMu.Unlock()
 		return false
 	}
 	c.grabLocked()
+	c.aliasLocked(p)
 	c.out = packets.AppendPublish(c.out, c.version, p)
+	c.needSeq = max(c.needSeq, seq)
 	c.kickLocked()
 	c.outMu.Unlock()
 	return true
+}
+
+// appendPublish0 encodes a QoS 0 p for this connection alone (topic
+// aliases or subscription identifiers), dropping it like appendQoS0 when
+// it does not fit.
+func (c *conn) appendPublish0(p *packets.Publish) bool {
+	s := c.srv
+	size := packets.PublishSize(c.version, p)
+	if c.maxOut > 0 && size+c.aliasSlack() > c.maxOut {
+		s.stats.droppedTooLarge.Add(1)
+		return false
+	}
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return false
+	}
+	if n := len(c.out); n > 0 && n+size > s.opts.MaxOutboundBytes {
+		c.outMu.Unlock()
+		s.stats.droppedSlow.Add(1)
+		return false
+	}
+	c.grabLocked()
+	topic := p.Topic
+	c.aliasLocked(p)
+	c.out = packets.AppendPublish(c.out, c.version, p)
+	p.Topic, p.Properties.TopicAlias = topic, nil
+	c.kickLocked()
+	c.outMu.Unlock()
+	return true
+}
+
+// aliasSlack is what a topic alias may add to a PUBLISH.
+func (c *conn) aliasSlack() int {
+	if c.aliasMax > 0 {
+		return 3
+	}
+	return 0
+}
+
+// aliasLocked replaces p's topic by a topic alias when the client accepts
+// aliases: a known topic is sent as its alias with an empty topic name, a
+// new one gets the next free alias (sent with the topic) until the
+// client's maximum is reached. c.outMu must be held: aliases are assigned
+// in the order packets enter the output.
+func (c *conn) aliasLocked(p *packets.Publish) {
+	if c.aliasMax == 0 || p.Topic == "" {
+		return
+	}
+	if a, ok := c.aliases[p.Topic]; ok {
+		c.aliasVal = a
+		p.Properties.TopicAlias = &c.aliasVal
+		p.Topic = ""
+		return
+	}
+	if c.aliasNext >= c.aliasMax {
+		return
+	}
+	c.aliasNext++
+	if c.aliases == nil {
+		c.aliases = make(map[string]uint16)
+	}
+	c.aliases[strings.Clone(p.Topic)] = c.aliasNext
+	c.aliasVal = c.aliasNext
+	p.Properties.TopicAlias = &c.aliasVal
+}
+
+// appendAck appends a PUBREL/PUBCOMP-like ack, written once the store
+// record seq (if not 0) is durable.
+func (c *conn) appendAck(a *packets.Ack, seq uint64) {
+	c.outMu.Lock()
+	if !c.outClosed {
+		c.out = packets.AppendAck(c.out, c.version, a)
+		c.needSeq = max(c.needSeq, seq)
+		c.kickLocked()
+	}
+	c.outMu.Unlock()
 }
 
 // appendControl appends a control packet produced by enc.
@@ -377,17 +492,23 @@ func reasonFor(err error) byte {
 // readLoop reads into one buffer and handles every complete packet of a
 // read pass before reading again. It keeps a small frame (state lives in
 // the conn) so the stack of an idle connection, blocked in Read, stays
-// small.
-func (c *conn) readLoop() {
-	c.small = make([]byte, smallReadBuf)
-	c.rbuf = c.small
-	defer func() { c.srv.putReadBuf(c.rbuf) }()
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
+// small. It returns false when the connection must close, and true when a
+// quiet connection (small read buffer) handled packets and should continue
+// on a fresh goroutine.
+func (c *conn) readLoop() bool {
+	if c.small == nil {
+		c.small = make([]byte, smallReadBuf)
+		c.rbuf = c.small
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
+	}
 	for {
 		c.arm()
 		n, err := c.nc.Read(c.rbuf[c.rend:])
 		if !c.process(n, err) {
-			return
+			return false
+		}
+		if n > 0 && len(c.rbuf) == smallReadBuf && !c.srv.closing.Load() {
+			return true
 		}
 	}
 }
@@ -453,6 +574,9 @@ func (c *conn) process(n int, rerr error) bool {
 	}
 	if !c.flushBatch() {
 		return false
+	}
+	if c.srv.opts.PublishRate > 0 && c.connected {
+		c.throttle()
 	}
 	if off > 0 {
 		end = copy(buf, buf[off:end])
@@ -547,24 +671,29 @@ func (c *conn) handle(h packets.FixedHeader, body []byte) bool {
 			c.protocolError(reasonFor(err), err)
 			return false
 		}
-		if !c.sess.ack(a.PacketID) {
+		if !c.sess.puback(a.PacketID) {
 			s.log.Debug("broker: PUBACK for unknown packet id", "client", c.clientID, "id", a.PacketID)
 		}
-	case packets.PUBREC, packets.PUBCOMP:
+	case packets.PUBREC, packets.PUBCOMP, packets.PUBREL:
 		var a packets.Ack
 		if err := packets.DecodeAck(c.version, h, body, &a); err != nil {
 			c.protocolError(reasonFor(err), err)
 			return false
 		}
-		s.log.Debug("broker: unexpected QoS 2 acknowledgement", "client", c.clientID, "type", h.Type)
-	case packets.PUBREL:
-		var a packets.Ack
-		if err := packets.DecodeAck(c.version, h, body, &a); err != nil {
-			c.protocolError(reasonFor(err), err)
-			return false
+		switch h.Type {
+		case packets.PUBREC:
+			c.sess.pubrec(c, a.PacketID, a.ReasonCode)
+		case packets.PUBCOMP:
+			if !c.sess.pubcomp(a.PacketID) {
+				s.log.Debug("broker: PUBCOMP for unknown packet id", "client", c.clientID, "id", a.PacketID)
+			}
+		default:
+			comp := packets.Ack{Type: packets.PUBCOMP, PacketID: a.PacketID}
+			if !c.sess.releaseInbound(a.PacketID) && c.version == packets.V5 {
+				comp.ReasonCode = packets.PacketIdentifierNotFound
+			}
+			c.appendAck(&comp, 0)
 		}
-		comp := packets.Ack{Type: packets.PUBCOMP, PacketID: a.PacketID, ReasonCode: packets.PacketIdentifierNotFound}
-		c.appendControl(func(b []byte) []byte { return packets.AppendAck(b, c.version, &comp) })
 	case packets.SUBSCRIBE:
 		return c.handleSubscribe(h, body)
 	case packets.UNSUBSCRIBE:
@@ -647,12 +776,6 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		clientID = newClientID()
 		assigned = v5
 	}
-	if cp.WillFlag && cp.WillQoS > 1 {
-		if v5 {
-			return refuse(packets.QoSNotSupported, "will QoS 2")
-		}
-		cp.WillQoS = 1
-	}
 	principal, reason := c.authenticate(cp, clientID)
 	if reason != packets.Success {
 		return refuse(reason, "authentication failed")
@@ -674,16 +797,20 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		c.problems = cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
 		rm := s.opts.ReceiveMaximum
 		mps := uint32(s.opts.MaxPacketSize)
-		var zero16 uint16
-		zero, one := byte(0), byte(1)
+		one := byte(1)
 		props.ReceiveMaximum = &rm
 		props.MaximumPacketSize = &mps
-		props.TopicAliasMaximum = &zero16
+		if s.opts.TopicAliasMax > 0 {
+			tam := uint16(s.opts.TopicAliasMax)
+			props.TopicAliasMaximum = &tam
+		}
 		props.RetainAvailable = &one
 		props.WildcardSubAvailable = &one
-		props.SharedSubAvailable = &zero
-		props.SubIDAvailable = &zero
-		props.MaximumQoS = &one
+		props.SharedSubAvailable = &one
+		props.SubIDAvailable = &one
+		if m := cp.Properties.TopicAliasMaximum; m != nil {
+			c.aliasMax = *m
+		}
 		if assigned {
 			props.AssignedClientID = clientID
 		}
@@ -818,6 +945,10 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, maxInflight int, pro
 	ss.stopTimersLocked()
 	ss.pendingWill = nil // resumed before the will delay passed
 	ss.expiry = expiry
+	if s.store != nil && (ss.durable || expiry > 0) {
+		ss.durable = true
+		s.store.Append(&Record{Op: OpSession, ClientID: ss.id, Expiry: expiry})
+	}
 	ss.maxInflight = max(maxInflight, 1)
 	c.sess = ss
 	connack := packets.Connack{SessionPresent: present, Properties: *props}
@@ -851,17 +982,13 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 		c.protocolError(reasonFor(err), err)
 		return false
 	}
-	if p.QoS == 2 {
-		c.protocolError(packets.QoSNotSupported, errors.New("PUBLISH QoS 2 not supported"))
+	v5 := c.version == packets.V5
+	if p.QoS > 0 && v5 && len(c.acks)+c.sess.inboundLen() >= int(s.opts.ReceiveMaximum) {
+		c.protocolError(packets.ReceiveMaximumExceeded, errors.New("more unacknowledged QoS 1 and 2 PUBLISH than Receive Maximum"))
 		return false
 	}
-	if p.QoS == 1 && c.version == packets.V5 && len(c.acks) >= int(s.opts.ReceiveMaximum) {
-		c.protocolError(packets.ReceiveMaximumExceeded, errors.New("more unacknowledged QoS 1 PUBLISH than Receive Maximum"))
-		return false
-	}
-	if c.version == packets.V5 {
-		if p.Properties.TopicAlias != nil {
-			c.protocolError(packets.TopicAliasInvalid, errors.New("topic alias not allowed (maximum 0)"))
+	if v5 {
+		if p.Properties.TopicAlias != nil && !c.resolveAlias(p) {
 			return false
 		}
 		if len(p.Properties.SubscriptionIDs) > 0 {
@@ -869,24 +996,44 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 			return false
 		}
 	}
+	if s.opts.PublishRate > 0 {
+		c.tokens--
+	}
 	if !s.canPublish(c.principal, p.Topic) {
 		s.stats.denied.Add(1)
 		s.log.Warn("broker: publish denied", "client", c.clientID, "principal", c.principal.Name, "topic", p.Topic)
-		if p.QoS == 1 {
-			a := pendingAck{id: p.PacketID}
-			if c.version == packets.V5 {
+		if p.QoS > 0 {
+			a := pendingAck{typ: packets.PUBACK, id: p.PacketID}
+			if p.QoS == 2 {
+				a.typ = packets.PUBREC
+			}
+			if v5 {
 				a.reason, a.why = packets.NotAuthorized, "publish not authorized"
 			}
 			c.acks = append(c.acks, a)
 		}
 		return true
 	}
+	if p.QoS == 2 {
+		dup, seq := c.sess.addInbound(p.PacketID)
+		c.acks = append(c.acks, pendingAck{typ: packets.PUBREC, id: p.PacketID, fresh: !dup})
+		if dup {
+			// Already accepted: the sender missed our PUBREC. Exactly
+			// once means it is not routed again.
+			return true
+		}
+		c.pendSeq = max(c.pendSeq, seq)
+	}
 	s.stats.messagesIn.Add(1)
 	if c.rt == nil {
 		c.rt = newRouter()
 	}
 	s.route(c.rt, c.sess, p, c.now)
+	c.pendSeq = max(c.pendSeq, c.rt.seq)
 	c.rt.reset()
+	if p.QoS == 1 {
+		c.acks = append(c.acks, pendingAck{typ: packets.PUBACK, id: p.PacketID})
+	}
 	if hook {
 		if i == len(c.msgs) {
 			c.msgs = append(c.msgs, Message{})
@@ -894,7 +1041,7 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 		m := &c.msgs[i]
 		*m = Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain,
 			ClientID: c.clientID, Principal: c.principal, Received: c.now}
-		if c.version == packets.V5 {
+		if v5 {
 			m.Properties = &p.Properties
 		}
 		c.batch = append(c.batch, m)
@@ -902,14 +1049,76 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 			return c.flushBatch()
 		}
 	}
-	if p.QoS == 1 {
-		c.acks = append(c.acks, pendingAck{id: p.PacketID})
-	}
 	return true
 }
 
+// resolveAlias applies a client to server Topic Alias: a PUBLISH with a
+// topic sets the alias, one without uses it. It returns false (after a
+// DISCONNECT) for an alias out of range or unknown.
+func (c *conn) resolveAlias(p *packets.Publish) bool {
+	a := int(*p.Properties.TopicAlias)
+	limit := max(c.srv.opts.TopicAliasMax, 0)
+	if a == 0 || a > limit {
+		c.protocolError(packets.TopicAliasInvalid, fmt.Errorf("topic alias %d outside 1..%d", a, limit))
+		return false
+	}
+	if p.Topic == "" {
+		if a > len(c.inAliases) || c.inAliases[a-1] == "" {
+			c.protocolError(packets.ProtocolError, fmt.Errorf("topic alias %d not set", a))
+			return false
+		}
+		p.Topic = c.inAliases[a-1]
+	} else {
+		if a > len(c.inAliases) {
+			c.inAliases = append(c.inAliases, make([]string, a-len(c.inAliases))...)
+		}
+		if c.inAliases[a-1] != p.Topic {
+			c.inAliases[a-1] = strings.Clone(p.Topic)
+		}
+	}
+	p.Properties.TopicAlias = nil
+	return true
+}
+
+// throttle enforces Options.PublishRate with a token bucket refilled at
+// the rate: when a read pass used more than the bucket held, the reader
+// stops reading for as long as the debt takes to repay, so the client is
+// slowed down by TCP flow control instead of being disconnected.
+func (c *conn) throttle() {
+	s := c.srv
+	rate := float64(s.opts.PublishRate)
+	burst := float64(s.opts.PublishBurst)
+	now := time.Now()
+	if c.tokensAt.IsZero() {
+		c.tokens += burst
+	} else {
+		c.tokens += now.Sub(c.tokensAt).Seconds() * rate
+	}
+	c.tokensAt = now
+	c.tokens = min(c.tokens, burst)
+	if c.tokens >= 0 {
+		return
+	}
+	s.stats.throttled.Add(1)
+	wait := time.Duration(-c.tokens / rate * float64(time.Second))
+	deadline := now.Add(wait)
+	for d := wait; d > 0; d = time.Until(deadline) {
+		time.Sleep(min(d, 100*time.Millisecond))
+		c.outMu.Lock()
+		closed := c.outClosed
+		c.outMu.Unlock()
+		if closed {
+			return
+		}
+	}
+	c.tokens = 0
+	c.tokensAt = time.Now()
+}
+
 // flushBatch hands the read pass's publishes to the Hook and sends the
-// PUBACKs. It returns false when the connection must close.
+// PUBACKs and PUBRECs, which the writer holds back until the session
+// store records they depend on are durable. It returns false when the
+// connection must close.
 func (c *conn) flushBatch() bool {
 	s := c.srv
 	ok := true
@@ -922,6 +1131,13 @@ func (c *conn) flushBatch() bool {
 		}
 		if err != nil {
 			s.log.Warn("broker: publish hook failed", "client", c.clientID, "err", err)
+			// QoS 2 messages of the batch were not accepted: their
+			// packet ids are free again, so a resend is routed anew.
+			for _, a := range c.acks {
+				if a.fresh {
+					c.sess.releaseInbound(a.id)
+				}
+			}
 			if c.version != packets.V5 {
 				c.acks = c.acks[:0]
 				return false
@@ -939,16 +1155,18 @@ func (c *conn) flushBatch() bool {
 		if !c.outClosed {
 			c.grabLocked()
 			for _, a := range c.acks {
-				ack := packets.Ack{Type: packets.PUBACK, PacketID: a.id, ReasonCode: a.reason}
+				ack := packets.Ack{Type: a.typ, PacketID: a.id, ReasonCode: a.reason}
 				if c.problems && c.fits(a.why) {
 					ack.Properties.ReasonString = a.why
 				}
 				c.out = packets.AppendAck(c.out, c.version, &ack)
 			}
+			c.needSeq = max(c.needSeq, c.pendSeq)
 			c.kickLocked()
 		}
 		c.outMu.Unlock()
 		c.acks = c.acks[:0]
+		c.pendSeq = 0
 	}
 	return ok
 }
@@ -961,9 +1179,13 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 		return false
 	}
 	v5 := c.version == packets.V5
+	var subID uint32
 	if v5 && len(sp.Properties.SubscriptionIDs) > 0 {
-		c.protocolError(packets.SubIDsNotSupported, errors.New("subscription identifiers not supported"))
-		return false
+		if len(sp.Properties.SubscriptionIDs) > 1 || sp.Properties.SubscriptionIDs[0] == 0 {
+			c.protocolError(packets.ProtocolError, errors.New("SUBSCRIBE needs at most one subscription identifier, not 0"))
+			return false
+		}
+		subID = uint32(sp.Properties.SubscriptionIDs[0])
 	}
 	fail := func(v5code byte) byte {
 		if v5 {
@@ -979,18 +1201,21 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 	var retained []retainReq
 	for i, sub := range sp.Subscriptions {
 		f := sub.Filter
+		_, _, shared := packets.SplitShared(f)
+		if shared && v5 && sub.NoLocal {
+			c.protocolError(packets.ProtocolError, errors.New("No Local on a shared subscription"))
+			return false
+		}
 		switch {
 		case !packets.ValidTopicFilter(f):
 			codes[i] = fail(packets.TopicFilterInvalid)
-		case strings.HasPrefix(f, "$share/"):
-			codes[i] = fail(packets.SharedSubsNotSupported)
 		case !s.canSubscribe(c.principal, f):
 			s.stats.denied.Add(1)
 			s.log.Warn("broker: subscribe denied", "client", c.clientID, "principal", c.principal.Name, "filter", f)
 			codes[i] = fail(packets.NotAuthorized)
 		default:
-			qos := min(sub.QoS, 1)
-			isNew, ok := c.sess.subscribe(strings.Clone(f), qos, v5 && sub.NoLocal, v5 && sub.RetainAsPublished)
+			qos := min(sub.QoS, 2)
+			isNew, ok := c.sess.subscribe(strings.Clone(f), qos, v5 && sub.NoLocal, v5 && sub.RetainAsPublished, subID)
 			if !ok {
 				codes[i] = fail(packets.UnspecifiedError)
 				continue
@@ -1000,7 +1225,8 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 			if v5 {
 				rh = sub.RetainHandling
 			}
-			if rh == 0 || (rh == 1 && isNew) {
+			// Shared subscriptions get no retained messages.
+			if !shared && (rh == 0 || (rh == 1 && isNew)) {
 				retained = append(retained, retainReq{f, qos})
 			}
 		}
@@ -1009,6 +1235,10 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 	c.appendControl(func(b []byte) []byte { return packets.AppendSuback(b, c.version, &ack) })
 	var msgs []*message
 	var scratch []byte
+	var ids []int
+	if subID != 0 {
+		ids = []int{int(subID)}
+	}
 	now := time.Now()
 	for _, rr := range retained {
 		msgs = s.retained.match(rr.filter, msgs[:0])
@@ -1022,13 +1252,20 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 				// Bounded like live QoS 0 traffic, so a wide filter over
 				// many retained topics cannot grow the output without end.
 				p := buildPublish(m, 0, true, 0, now)
-				scratch = packets.AppendPublish(scratch[:0], c.version, &p)
-				if c.appendQoS0(scratch) {
+				p.Properties.SubscriptionIDs = ids
+				var ok bool
+				if c.aliasMax > 0 || ids != nil {
+					ok = c.appendPublish0(&p)
+				} else {
+					scratch = packets.AppendPublish(scratch[:0], c.version, &p)
+					ok = c.appendQoS0(scratch)
+				}
+				if ok {
 					s.stats.messagesOut.Add(1)
 				}
 				continue
 			}
-			c.sess.deliver(outMsg{msg: m, qos: qos, retain: true})
+			c.sess.deliver(outMsg{msg: m, qos: qos, retain: true, subIDs: ids})
 		}
 	}
 	if o := s.opts.Observer; o != nil {

@@ -1,8 +1,10 @@
 // Package broker is the MQTT 3.1.1 and 5.0 server: it owns connections,
-// sessions (clean and persistent, in memory), subscriptions, QoS 0/1
-// delivery with inflight windows and offline queues, retained messages,
-// wills, keep alive, session takeover and the limits that protect the
-// process from misbehaving clients. Packet encoding lives in
+// sessions (clean and persistent), subscriptions (plain and shared),
+// QoS 0/1/2 delivery with inflight windows and offline queues, retained
+// messages, wills, keep alive, session takeover, topic aliases,
+// subscription identifiers, the session store that makes persistent
+// sessions and retained messages survive restarts (SessionStore, FileStore)
+// and the limits that protect the process from misbehaving clients. Packet encoding lives in
 // internal/broker/packets and the subscription index in
 // internal/broker/topics; authentication, authorization and what happens to
 // accepted messages (storage, rules) are injected through the
@@ -11,7 +13,9 @@
 // # Connections and goroutines
 //
 // Each connection has a reader goroutine and, while output is pending, a
-// writer goroutine. The reader reads into one buffer (a
+// writer goroutine. A quiet connection moves to a fresh reader goroutine
+// after each read pass that handled packets, so it idles on a minimal
+// stack. The reader reads into one buffer (a
 // 512-byte buffer while the connection is quiet, a pooled 64 KiB buffer
 // while it is busy) and handles every complete packet of a read pass
 // before reading again; there is no goroutine or channel per packet.
@@ -37,22 +41,27 @@
 //
 // Options.MaxOutboundBytes bounds a connection's buffered output: QoS 0
 // messages beyond it are dropped and counted (Stats.DroppedSlow), so a slow
-// consumer never blocks a publisher nor grows memory without bound. QoS 1
-// deliveries are bounded by the inflight window (Options.MaxInflight and the
-// client's Receive Maximum); beyond it, and while a persistent session is
-// offline, they wait in the session queue of at most Options.MaxQueued
-// messages, dropping the oldest (Stats.DroppedQueue). Messages larger than
-// a v5 client's Maximum Packet Size are dropped (Stats.DroppedTooLarge) and
-// queued messages whose Message Expiry Interval passed are dropped
-// (Stats.DroppedExpired). Inbound packets above Options.MaxPacketSize end
-// the connection (v5: DISCONNECT 0x95).
+// consumer never blocks a publisher nor grows memory without bound. QoS 1/2
+// deliveries are bounded by the inflight window (Options.MaxInflight and
+// the client's Receive Maximum); beyond it, and while a persistent session
+// is offline, they wait in the session queue of at most Options.MaxQueued
+// messages, and Options.QueuePolicy says what goes when it is full
+// (Stats.DroppedQueue). Messages larger than a v5 client's Maximum Packet
+// Size are dropped (Stats.DroppedTooLarge) and queued messages whose Message
+// Expiry Interval passed are dropped (Stats.DroppedExpired). Inbound packets
+// above Options.MaxPacketSize end the connection (v5: DISCONNECT 0x95).
+// Options.PublishRate pauses reading a client that publishes faster.
+//
+// # Persistence
+//
+// With Options.SessionStore set, every state change of a persistent session
+// and of the retained messages is appended to the store; acknowledgements
+// and QoS 2 packets that depend on such records are written only once the
+// store reports them durable (group commit in FileStore). docs/broker.md
+// describes the format and the guarantees.
 //
 // # Scope
 //
-// QoS 2 is not supported yet: CONNACK advertises Maximum QoS 1, a v5 QoS 2
-// PUBLISH gets DISCONNECT 0x9B, a 3.1.1 one closes the connection, and
-// subscriptions asking for QoS 2 are granted QoS 1. Shared subscriptions,
-// subscription identifiers, topic aliases and enhanced authentication are
-// not available and advertised as such. Wills are not published when the
-// server itself shuts down.
+// Enhanced authentication (AUTH) is not available. Wills are not published
+// when the server itself shuts down.
 package broker

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -19,7 +20,36 @@ const (
 	DefaultMaxQueued        = 1000
 	DefaultMaxOutboundBytes = 1 << 20
 	DefaultConnectTimeout   = 10 * time.Second
+	DefaultTopicAliasMax    = 64
 )
+
+// DropPolicy says what happens when a session queue is full
+// (Options.MaxQueued). Every drop is counted in Stats.DroppedQueue.
+type DropPolicy int
+
+const (
+	// DropOldest discards the oldest queued message to make room.
+	DropOldest DropPolicy = iota
+	// DropNewest discards the message that does not fit.
+	DropNewest
+	// DropDisconnect discards the message that does not fit and
+	// disconnects the client if it is connected (v5: DISCONNECT 0x97
+	// Quota exceeded), so a consumer that cannot keep up notices.
+	DropDisconnect
+)
+
+// ParseDropPolicy parses "drop_oldest", "drop_newest" or "disconnect".
+func ParseDropPolicy(s string) (DropPolicy, error) {
+	switch s {
+	case "drop_oldest", "":
+		return DropOldest, nil
+	case "drop_newest":
+		return DropNewest, nil
+	case "disconnect":
+		return DropDisconnect, nil
+	}
+	return 0, fmt.Errorf("broker: queue policy %q: want drop_oldest, drop_newest or disconnect", s)
+}
 
 // Options configures a Server. The zero value is usable: no anonymous access
 // (so an Authenticator or AllowAnonymous is needed to accept clients) and the
@@ -52,8 +82,26 @@ type Options struct {
 	// (default 64; the client's Receive Maximum lowers it).
 	MaxInflight int
 	// MaxQueued bounds the messages a session queues while offline or while
-	// its inflight window is full (default 1000). The oldest is dropped.
+	// its inflight window is full (default 1000); QueuePolicy says which
+	// message goes when it is full.
 	MaxQueued int
+	// QueuePolicy applies when a session queue is full (default
+	// DropOldest).
+	QueuePolicy DropPolicy
+	// PublishRate limits the PUBLISH packets a connection may send per
+	// second (0: unlimited). A client above it is not disconnected: its
+	// connection is not read until it is back under the rate, so TCP flow
+	// control slows it down (Stats.Throttled counts the pauses).
+	PublishRate int
+	// PublishBurst is the number of PUBLISH packets a connection may send
+	// at once above PublishRate (default: PublishRate, at least 1).
+	PublishBurst int
+	// TopicAliasMax is the Topic Alias Maximum advertised to v5
+	// clients for client to server aliases (default 64; negative: none).
+	TopicAliasMax int
+	// SessionStore makes persistent sessions and retained messages
+	// survive a restart; nil keeps them in memory only. New loads it.
+	SessionStore SessionStore
 	// MaxOutboundBytes bounds the encoded output buffered per connection
 	// (default 1 MiB). QoS 0 messages beyond it are dropped and counted.
 	MaxOutboundBytes int
@@ -89,6 +137,17 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.PublishBurst <= 0 {
+		o.PublishBurst = max(o.PublishRate, 1)
+	}
+	switch {
+	case o.TopicAliasMax == 0:
+		o.TopicAliasMax = DefaultTopicAliasMax
+	case o.TopicAliasMax < 0:
+		o.TopicAliasMax = 0
+	case o.TopicAliasMax > 65535:
+		o.TopicAliasMax = 65535
 	}
 	return o
 }
@@ -153,7 +212,7 @@ var (
 	ErrServerClosed = errors.New("broker: server closed")
 	// ErrInvalidTopic is returned by Publish for an invalid topic name.
 	ErrInvalidTopic = errors.New("broker: invalid topic name")
-	// ErrInvalidQoS is returned by Publish for a QoS above 1.
+	// ErrInvalidQoS is returned by Publish for a QoS above 2.
 	ErrInvalidQoS = errors.New("broker: unsupported QoS")
 )
 
@@ -249,4 +308,5 @@ type Stats struct {
 	AuthFailures    int64 `json:"auth_failures"`     // rejected CONNECTs
 	ProtocolErrors  int64 `json:"protocol_errors"`   // connections closed for malformed or illegal input
 	Panics          int64 `json:"panics"`            // connection goroutines recovered from a panic
+	Throttled       int64 `json:"throttled"`         // read pauses of clients above Options.PublishRate
 }

@@ -50,13 +50,16 @@ func (r *retainedStore) set(m *message) {
 	r.mu.Unlock()
 }
 
-// clear removes the retained message of topic and prunes empty nodes.
-func (r *retainedStore) clear(topic string) {
+// clear removes the retained message of topic and prunes empty nodes. It
+// reports whether there was one.
+func (r *retainedStore) clear(topic string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.remove(&r.root, topic, nil) {
 		r.n--
+		return true
 	}
+	return false
 }
 
 // drop removes m if it is still the retained message of its topic (used

@@ -20,6 +20,7 @@ type message struct {
 	retain  bool
 	props   *packets.Properties // forwardable properties; nil when none
 	expiry  time.Time           // zero when no Message Expiry Interval
+	stored  atomic.Pointer[StoredMessage]
 }
 
 // newMessage copies p (which may alias a read buffer) into a message.
@@ -82,22 +83,26 @@ func forwardProps(in *packets.Properties, deep bool) *packets.Properties {
 	return out
 }
 
-// Subscription option bits packed into subscription.opts.
+// Subscription option bits packed into subscription.opts; the
+// subscription identifier is in the upper 32 bits.
 const (
 	optQoSMask = 0x3
 	optNoLocal = 1 << 2
 	optRAP     = 1 << 3
 )
 
-// subscription is one filter of one session, the value stored in the trie.
+// subscription is one filter of one session, the value stored in the
+// trie. A shared subscription's members are not in the trie: their group's
+// holder (sess nil, share set) is.
 type subscription struct {
 	sess   *session
 	filter string
-	opts   atomic.Uint32 // QoS and option bits, updated in place on re-subscribe
+	share  *shareGroup
+	opts   atomic.Uint64 // QoS, option bits and id, updated in place on re-subscribe
 }
 
-func packOpts(qos byte, noLocal, rap bool) uint32 {
-	o := uint32(qos & optQoSMask)
+func packOpts(qos byte, noLocal, rap bool, id uint32) uint64 {
+	o := uint64(qos&optQoSMask) | uint64(id)<<32
 	if noLocal {
 		o |= optNoLocal
 	}
@@ -109,15 +114,26 @@ func packOpts(qos byte, noLocal, rap bool) uint32 {
 
 // match is one session a message goes to.
 type match struct {
+	sess  *session
+	group *shareGroup // set when it came through a shared subscription
+	id    uint32      // subscription identifier, 0 when none
+	qos   byte
+	rap   bool
+}
+
+// extraID is a further subscription identifier of a session that matched
+// through several subscriptions with identifiers.
+type extraID struct {
 	sess *session
-	qos  byte
-	rap  bool
+	id   uint32
 }
 
 // router holds the scratch state of routing one message, reused across
 // messages by one goroutine so the QoS 0 path does not allocate.
 type router struct {
 	matches []match
+	extra   []extraID
+	ids     []int
 	from    *session
 	collect func(filter string, sub *subscription) bool
 	enc     [4][]byte // encoded QoS 0 PUBLISH by [v5][retain]
@@ -125,6 +141,7 @@ type router struct {
 	fwd     packets.Publish
 	owned   *message
 	now     time.Time
+	seq     uint64 // highest store sequence number appended while routing
 }
 
 func newRouter() *router {
@@ -134,11 +151,19 @@ func newRouter() *router {
 }
 
 func (r *router) add(_ string, sub *subscription) bool {
+	var g *shareGroup
+	if sub.sess == nil {
+		g = sub.share
+		if sub = g.pick(nil); sub == nil {
+			return true
+		}
+	}
 	o := sub.opts.Load()
 	if o&optNoLocal != 0 && sub.sess == r.from {
 		return true
 	}
-	r.matches = append(r.matches, match{sess: sub.sess, qos: byte(o & optQoSMask), rap: o&optRAP != 0})
+	r.matches = append(r.matches, match{sess: sub.sess, group: g, id: uint32(o >> 32),
+		qos: byte(o & optQoSMask), rap: o&optRAP != 0})
 	return true
 }
 
@@ -147,8 +172,11 @@ func (r *router) reset() {
 	r.encOK = [4]bool{}
 	r.owned = nil
 	r.from = nil
+	r.seq = 0
 	clear(r.matches)
 	r.matches = r.matches[:0]
+	clear(r.extra)
+	r.extra = r.extra[:0]
 	r.fwd = packets.Publish{}
 	for i := range r.enc {
 		if cap(r.enc[i]) > 64<<10 {
@@ -165,6 +193,26 @@ func (r *router) message(p *packets.Publish) *message {
 	return r.owned
 }
 
+// forward sets r.fwd to the QoS 0 PUBLISH forwarding p: its forwardable
+// properties, no alias, no subscription identifiers.
+func (r *router) forward(p *packets.Publish, retain bool) *packets.Publish {
+	r.fwd.Dup = false
+	r.fwd.QoS = 0
+	r.fwd.PacketID = 0
+	r.fwd.Retain = retain
+	r.fwd.Topic = p.Topic
+	r.fwd.Payload = p.Payload
+	r.fwd.Properties = packets.Properties{
+		PayloadFormat:   p.Properties.PayloadFormat,
+		MessageExpiry:   p.Properties.MessageExpiry,
+		ContentType:     p.Properties.ContentType,
+		ResponseTopic:   p.Properties.ResponseTopic,
+		CorrelationData: p.Properties.CorrelationData,
+		User:            p.Properties.User,
+	}
+	return &r.fwd
+}
+
 // encoded returns p encoded as a QoS 0 PUBLISH for version with the given
 // retain flag, encoding at most once per variant and message.
 func (r *router) encoded(p *packets.Publish, version byte, retain bool) []byte {
@@ -176,28 +224,45 @@ func (r *router) encoded(p *packets.Publish, version byte, retain bool) []byte {
 		i++
 	}
 	if !r.encOK[i] {
-		r.fwd.Dup = false
-		r.fwd.QoS = 0
-		r.fwd.PacketID = 0
-		r.fwd.Retain = retain
-		r.fwd.Topic = p.Topic
-		r.fwd.Payload = p.Payload
-		r.fwd.Properties = packets.Properties{
-			PayloadFormat:   p.Properties.PayloadFormat,
-			MessageExpiry:   p.Properties.MessageExpiry,
-			ContentType:     p.Properties.ContentType,
-			ResponseTopic:   p.Properties.ResponseTopic,
-			CorrelationData: p.Properties.CorrelationData,
-			User:            p.Properties.User,
-		}
-		r.enc[i] = packets.AppendPublish(r.enc[i][:0], version, &r.fwd)
+		r.enc[i] = packets.AppendPublish(r.enc[i][:0], version, r.forward(p, retain))
 		r.encOK[i] = true
 	}
 	return r.enc[i]
 }
 
+// idsFor returns the subscription identifiers of m in r.ids (scratch), or
+// nil.
+func (r *router) idsFor(m *match) []int {
+	if m.id == 0 {
+		return nil
+	}
+	r.ids = append(r.ids[:0], int(m.id))
+	for _, e := range r.extra {
+		if e.sess == m.sess {
+			r.ids = append(r.ids, int(e.id))
+		}
+	}
+	return r.ids
+}
+
+// merge folds x into the delivery y of the same session.
+func (r *router) merge(y *match, x match) {
+	y.qos = max(y.qos, x.qos)
+	y.rap = y.rap || x.rap
+	if y.group != x.group {
+		y.group = nil
+	}
+	switch {
+	case x.id == 0 || x.id == y.id:
+	case y.id == 0:
+		y.id = x.id
+	default:
+		r.extra = append(r.extra, extraID{x.sess, x.id})
+	}
+}
+
 // dedupe merges matches of the same session (overlapping subscriptions) into
-// one delivery with the highest QoS.
+// one delivery with the highest QoS and all subscription identifiers.
 func (r *router) dedupe() {
 	m := r.matches
 	if len(m) < 2 {
@@ -207,10 +272,8 @@ func (r *router) dedupe() {
 		slices.SortFunc(m, func(a, b match) int { return cmp.Compare(a.sess.uid, b.sess.uid) })
 		out := m[:1]
 		for _, x := range m[1:] {
-			last := &out[len(out)-1]
-			if x.sess == last.sess {
-				last.qos = max(last.qos, x.qos)
-				last.rap = last.rap || x.rap
+			if last := &out[len(out)-1]; x.sess == last.sess {
+				r.merge(last, x)
 				continue
 			}
 			out = append(out, x)
@@ -224,8 +287,7 @@ outer:
 	for _, x := range m {
 		for j := range out {
 			if out[j].sess == x.sess {
-				out[j].qos = max(out[j].qos, x.qos)
-				out[j].rap = out[j].rap || x.rap
+				r.merge(&out[j], x)
 				continue outer
 			}
 		}
@@ -237,14 +299,21 @@ outer:
 
 // route delivers p (which may alias a read buffer) to the matching
 // subscriptions and updates the retained store. from is the publishing
-// session (for No Local), nil for server messages.
+// session (for No Local), nil for server messages. r.seq is the last
+// session store record it appended (0 if none).
 func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Time) {
 	r.now = now
 	if p.Retain {
 		if len(p.Payload) == 0 {
-			s.retained.clear(p.Topic)
+			if s.retained.clear(p.Topic) && s.store != nil {
+				r.seq = s.store.Append(&Record{Op: OpRetainClear, Topic: strings.Clone(p.Topic)})
+			}
 		} else {
-			s.retained.set(r.message(p))
+			m := r.message(p)
+			s.retained.set(m)
+			if s.store != nil {
+				r.seq = s.store.Append(&Record{Op: OpRetain, Msg: s.storedOf(m)})
+			}
 		}
 	}
 	r.from = from
@@ -255,7 +324,8 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 	}
 	r.dedupe()
 	var out int64
-	for _, m := range r.matches {
+	for i := range r.matches {
+		m := &r.matches[i]
 		qos := min(p.QoS, m.qos)
 		retain := m.rap && p.Retain
 		if qos == 0 {
@@ -263,12 +333,24 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 			if c == nil {
 				continue
 			}
-			if c.appendQoS0(r.encoded(p, c.version, retain)) {
+			var ok bool
+			if m.id == 0 && c.aliasMax == 0 {
+				ok = c.appendQoS0(r.encoded(p, c.version, retain))
+			} else {
+				fp := r.forward(p, retain)
+				fp.Properties.SubscriptionIDs = r.idsFor(m)
+				ok = c.appendPublish0(fp)
+			}
+			if ok {
 				out++
 			}
 			continue
 		}
-		m.sess.deliver(outMsg{msg: r.message(p), qos: qos, retain: retain})
+		om := outMsg{msg: r.message(p), qos: qos, retain: retain, group: m.group}
+		if ids := r.idsFor(m); ids != nil {
+			om.subIDs = slices.Clone(ids)
+		}
+		r.seq = max(r.seq, m.sess.deliver(om))
 	}
 	if out > 0 {
 		s.stats.messagesOut.Add(out)

@@ -20,7 +20,7 @@ type counters struct {
 	messagesIn, messagesOut, bytesIn, bytesOut           atomic.Int64
 	droppedSlow, droppedQueue, droppedTooLarge           atomic.Int64
 	droppedExpired, denied, authFailures, protocolErrors atomic.Int64
-	panics                                               atomic.Int64
+	panics, throttled                                    atomic.Int64
 }
 
 // Server is an MQTT 3.1.1 and 5.0 broker. Create it with New, feed it
@@ -39,6 +39,11 @@ type Server struct {
 	outBufs  sync.Pool // *[]byte output buffers released by idle writers
 	nextUID  atomic.Uint64
 	closing  atomic.Bool
+	store    SessionStore  // nil: nothing persists
+	nextSeq  atomic.Uint64 // message and delivery ids in the store
+
+	shareMu sync.Mutex // guards shares
+	shares  map[string]*shareGroup
 
 	mu        sync.Mutex // guards the fields below
 	sessions  map[string]*session
@@ -48,7 +53,8 @@ type Server struct {
 
 // New returns a Server configured by opts.
 func New(opts Options) (*Server, error) {
-	if opts.MaxPacketSize < 0 || opts.MaxInflight < 0 || opts.MaxQueued < 0 || opts.MaxOutboundBytes < 0 {
+	if opts.MaxPacketSize < 0 || opts.MaxInflight < 0 || opts.MaxQueued < 0 || opts.MaxOutboundBytes < 0 ||
+		opts.PublishRate < 0 || opts.PublishBurst < 0 {
 		return nil, fmt.Errorf("broker: negative limit in options")
 	}
 	o := opts.withDefaults()
@@ -65,6 +71,13 @@ func New(opts Options) (*Server, error) {
 	}
 	s.retained.init()
 	s.routers.New = func() any { return newRouter() }
+	if o.SessionStore != nil {
+		s.store = o.SessionStore
+		if err := s.restore(); err != nil {
+			cancel()
+			return nil, fmt.Errorf("broker: restore sessions: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -141,7 +154,8 @@ func isTemporary(err error) bool {
 }
 
 // Publish routes a server-originated message like a client's (it is not
-// passed to the Hook). Only QoS 0 and 1 are supported.
+// passed to the Hook). For QoS 1 and 2 it returns once the deliveries to
+// persistent sessions are durable in the SessionStore.
 func (s *Server) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("broker: publish: %w", err)
@@ -152,15 +166,21 @@ func (s *Server) Publish(ctx context.Context, topic string, payload []byte, qos 
 	if !packets.ValidTopicName(topic) {
 		return fmt.Errorf("broker: publish %q: %w", topic, ErrInvalidTopic)
 	}
-	if qos > 1 {
+	if qos > 2 {
 		return fmt.Errorf("broker: publish %q qos %d: %w", topic, qos, ErrInvalidQoS)
 	}
 	p := packets.Publish{QoS: qos, Retain: retain, Topic: topic, Payload: payload}
 	r := s.routers.Get().(*router)
 	s.stats.messagesIn.Add(1)
 	s.route(r, nil, &p, time.Now())
+	seq := r.seq
 	r.reset()
 	s.routers.Put(r)
+	if seq > 0 && qos > 0 {
+		if err := s.store.Sync(ctx, seq); err != nil {
+			return fmt.Errorf("broker: publish %q: %w", topic, err)
+		}
+	}
 	return nil
 }
 
@@ -230,6 +250,7 @@ func (s *Server) Stats() Stats {
 		AuthFailures:    c.authFailures.Load(),
 		ProtocolErrors:  c.protocolErrors.Load(),
 		Panics:          c.panics.Load(),
+		Throttled:       c.throttled.Load(),
 	}
 	st.Dropped = st.DroppedSlow + st.DroppedQueue + st.DroppedTooLarge + st.DroppedExpired
 	return st

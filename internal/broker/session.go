@@ -11,12 +11,23 @@ import (
 // sessionNeverExpires is the v5 Session Expiry Interval meaning "never".
 const sessionNeverExpires = 0xFFFFFFFF
 
-// outMsg is a QoS 1 delivery waiting in a session queue or inflight.
+// Delivery states of an outMsg.
+const (
+	stQueued   = iota // waiting in the queue, no packet id yet
+	stSent            // PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
+	stReleased        // QoS 2: PUBREC received and PUBREL sent, waiting for PUBCOMP
+)
+
+// outMsg is a QoS 1 or 2 delivery waiting in a session queue or inflight.
 type outMsg struct {
 	msg    *message
+	group  *shareGroup // shared subscription it came through; nil otherwise
+	subIDs []int       // subscription identifiers sent with it
+	seq    uint64      // delivery id in the session store; 0 when not stored
+	id     uint16      // packet identifier once sent
 	qos    byte
 	retain bool
-	id     uint16
+	state  uint8
 }
 
 // will is a will message armed by a CONNECT.
@@ -27,8 +38,10 @@ type will struct {
 	principal *Principal
 }
 
-// session is the state of one client id: subscriptions, QoS 1 messages in
-// flight and queued. It outlives connections when persistent.
+// session is the state of one client id: subscriptions, QoS 1/2 messages
+// in flight and queued, inbound QoS 2 packet ids awaiting PUBREL. It
+// outlives connections when persistent, and restarts when durable (stored
+// in Options.SessionStore).
 type session struct {
 	srv  *Server
 	id   string
@@ -37,10 +50,12 @@ type session struct {
 
 	mu          sync.Mutex // guards the fields below
 	gone        bool       // destroyed: accepts nothing anymore
+	durable     bool       // changes are appended to the session store
 	subs        map[string]*subscription
 	inflight    []outMsg // sent, unacknowledged, in send order
 	queue       []outMsg // waiting, FIFO from qhead
 	qhead       int
+	inbound     map[uint16]struct{} // QoS 2 packet ids received, awaiting PUBREL
 	nextID      uint16
 	maxInflight int
 	expiry      uint32 // Session Expiry Interval, seconds
@@ -56,26 +71,60 @@ func (s *Server) newSession(id string) *session {
 func (ss *session) queueLen() int { return len(ss.queue) - ss.qhead }
 
 // deliver sends m now if the session is online with room in its inflight
-// window, and queues it otherwise.
-func (ss *session) deliver(m outMsg) {
+// window, and queues it otherwise. It returns the store sequence number of
+// the records it appended (0 if none).
+func (ss *session) deliver(m outMsg) uint64 {
+	var seq uint64
 	ss.mu.Lock()
 	if !ss.gone {
+		if ss.durable {
+			s := ss.srv
+			m.seq = s.nextSeq.Add(1)
+			seq = s.store.Append(&Record{Op: OpEnqueue, ClientID: ss.id, Seq: m.seq, Msg: s.storedOf(m.msg),
+				QoS: m.qos, Retain: m.retain, SubIDs: m.subIDs})
+		}
 		c := ss.conn.Load()
 		if c != nil && len(ss.inflight) < ss.maxInflight && ss.queueLen() == 0 {
-			ss.sendLocked(c, m, false, time.Now())
+			seq = max(seq, ss.sendLocked(c, m, time.Now()))
 		} else {
 			ss.enqueueLocked(m)
 		}
 	}
 	ss.mu.Unlock()
+	return seq
 }
 
+// enqueueLocked queues m, applying Options.QueuePolicy when the queue is
+// full.
 func (ss *session) enqueueLocked(m outMsg) {
-	if ss.queueLen() >= ss.srv.opts.MaxQueued {
-		ss.popLocked()
-		ss.srv.stats.droppedQueue.Add(1)
+	s := ss.srv
+	if ss.queueLen() >= s.opts.MaxQueued {
+		s.stats.droppedQueue.Add(1)
+		switch s.opts.QueuePolicy {
+		case DropNewest:
+			ss.doneLocked(&m)
+			return
+		case DropDisconnect:
+			ss.doneLocked(&m)
+			if c := ss.conn.Load(); c != nil {
+				s.log.Info("broker: session queue full; disconnecting", "client", ss.id)
+				c.disconnect(packets.QuotaExceeded)
+			}
+			return
+		default:
+			old := ss.popLocked()
+			ss.doneLocked(&old)
+		}
 	}
 	ss.queue = append(ss.queue, m)
+}
+
+// doneLocked records that a stored delivery ended (acknowledged, dropped or
+// expired).
+func (ss *session) doneLocked(m *outMsg) {
+	if m.seq != 0 && ss.durable {
+		ss.srv.store.Append(&Record{Op: OpDone, ClientID: ss.id, Seq: m.seq})
+	}
 }
 
 func (ss *session) popLocked() outMsg {
@@ -115,29 +164,57 @@ func (ss *session) nextIDLocked() uint16 {
 	}
 }
 
-// sendLocked encodes m into c's output; a first send assigns a packet id and
-// records m as inflight, dup resends an inflight message.
-func (ss *session) sendLocked(c *conn, m outMsg, dup bool, now time.Time) {
+// sendLocked sends a queued message for the first time: it assigns a
+// packet id, records m as inflight and encodes it into c's output. For a
+// durable QoS 2 delivery the packet id is stored first and c's writer waits
+// until it is durable, so a restart resends the PUBLISH with the same id.
+func (ss *session) sendLocked(c *conn, m outMsg, now time.Time) uint64 {
 	s := ss.srv
-	if !dup && !m.msg.expiry.IsZero() && !now.Before(m.msg.expiry) {
+	if !m.msg.expiry.IsZero() && !now.Before(m.msg.expiry) {
 		s.stats.droppedExpired.Add(1)
-		return
+		ss.doneLocked(&m)
+		return 0
 	}
-	if !dup {
-		m.id = ss.nextIDLocked()
-	}
+	m.id = ss.nextIDLocked()
+	m.state = stSent
 	p := buildPublish(m.msg, m.qos, m.retain, m.id, now)
-	p.Dup = dup
-	if c.maxOut > 0 && packets.PublishSize(c.version, &p) > c.maxOut {
+	p.Properties.SubscriptionIDs = m.subIDs
+	if c.maxOut > 0 && packets.PublishSize(c.version, &p)+c.aliasSlack() > c.maxOut {
 		s.stats.droppedTooLarge.Add(1)
-		return
+		ss.doneLocked(&m)
+		return 0
 	}
-	if !dup {
-		ss.inflight = append(ss.inflight, m)
+	var seq uint64
+	if m.qos == 2 && m.seq != 0 {
+		seq = s.store.Append(&Record{Op: OpSent, ClientID: ss.id, Seq: m.seq, PacketID: m.id})
 	}
-	if c.appendPublish(&p) {
+	ss.inflight = append(ss.inflight, m)
+	if c.appendPublish(&p, seq) {
 		s.stats.messagesOut.Add(1)
 	}
+	return seq
+}
+
+// resendLocked resends what is in flight after c was attached (PUBLISH
+// with DUP, or PUBREL for released QoS 2 messages) and fills the window
+// from the queue.
+func (ss *session) resendLocked(c *conn) {
+	now := time.Now()
+	for i := range ss.inflight {
+		m := &ss.inflight[i]
+		if m.state == stReleased {
+			rel := packets.Ack{Type: packets.PUBREL, PacketID: m.id}
+			c.appendControl(func(b []byte) []byte { return packets.AppendAck(b, c.version, &rel) })
+			continue
+		}
+		p := buildPublish(m.msg, m.qos, m.retain, m.id, now)
+		p.Properties.SubscriptionIDs = m.subIDs
+		p.Dup = true
+		if c.appendPublish(&p, 0) {
+			ss.srv.stats.messagesOut.Add(1)
+		}
+	}
+	ss.pumpLocked(now)
 }
 
 // buildPublish makes the PUBLISH for an owned message, with the Message
@@ -160,21 +237,75 @@ func buildPublish(m *message, qos byte, retain bool, id uint16, now time.Time) p
 	return p
 }
 
-// ack removes an acknowledged message from the inflight window and fills
-// the window from the queue. It reports whether id was in flight.
-func (ss *session) ack(id uint16) bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
+// findLocked returns the index of the inflight message with packet id id,
+// or -1.
+func (ss *session) findLocked(id uint16) int {
 	for i := range ss.inflight {
 		if ss.inflight[i].id == id {
-			copy(ss.inflight[i:], ss.inflight[i+1:])
-			ss.inflight[len(ss.inflight)-1] = outMsg{}
-			ss.inflight = ss.inflight[:len(ss.inflight)-1]
-			ss.pumpLocked(time.Now())
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
+}
+
+// removeLocked ends inflight message i and refills the window.
+func (ss *session) removeLocked(i int) {
+	ss.doneLocked(&ss.inflight[i])
+	copy(ss.inflight[i:], ss.inflight[i+1:])
+	ss.inflight[len(ss.inflight)-1] = outMsg{}
+	ss.inflight = ss.inflight[:len(ss.inflight)-1]
+	ss.pumpLocked(time.Now())
+}
+
+// puback completes a QoS 1 delivery and reports whether id was one.
+func (ss *session) puback(id uint16) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := ss.findLocked(id)
+	if i < 0 || ss.inflight[i].qos != 1 {
+		return false
+	}
+	ss.removeLocked(i)
+	return true
+}
+
+// pubrec handles the PUBREC of a QoS 2 delivery: an error reason ends the
+// delivery, otherwise it is released and PUBREL is sent (v5: with 0x92
+// when id is unknown). For a durable session the released state is
+// stored before the PUBREL leaves.
+func (ss *session) pubrec(c *conn, id uint16, reason byte) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	rel := packets.Ack{Type: packets.PUBREL, PacketID: id}
+	var seq uint64
+	i := ss.findLocked(id)
+	switch {
+	case i < 0 || ss.inflight[i].qos != 2:
+		rel.ReasonCode = packets.PacketIdentifierNotFound
+	case reason >= 0x80:
+		ss.removeLocked(i)
+		return
+	case ss.inflight[i].state == stSent:
+		m := &ss.inflight[i]
+		m.state = stReleased
+		if m.seq != 0 && ss.durable {
+			seq = ss.srv.store.Append(&Record{Op: OpReleased, ClientID: ss.id, Seq: m.seq})
+		}
+	}
+	c.appendAck(&rel, seq)
+}
+
+// pubcomp completes a released QoS 2 delivery and reports whether id was
+// one.
+func (ss *session) pubcomp(id uint16) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := ss.findLocked(id)
+	if i < 0 || ss.inflight[i].state != stReleased {
+		return false
+	}
+	ss.removeLocked(i)
+	return true
 }
 
 // pumpLocked moves queued messages into the inflight window.
@@ -184,29 +315,97 @@ func (ss *session) pumpLocked(now time.Time) {
 		return
 	}
 	for len(ss.inflight) < ss.maxInflight && ss.queueLen() > 0 {
-		ss.sendLocked(c, ss.popLocked(), false, now)
+		ss.sendLocked(c, ss.popLocked(), now)
 	}
 }
 
-// resendLocked resends the inflight messages with DUP set and fills the
-// window from the queue, after c was attached.
-func (ss *session) resendLocked(c *conn) {
-	now := time.Now()
+// addInbound records the packet id of an inbound QoS 2 PUBLISH. dup is
+// true when the id is already recorded (a resent PUBLISH, not to be routed
+// again).
+func (ss *session) addInbound(id uint16) (dup bool, seq uint64) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.inbound[id]; ok {
+		return true, 0
+	}
+	if ss.inbound == nil {
+		ss.inbound = make(map[uint16]struct{})
+	}
+	ss.inbound[id] = struct{}{}
+	if ss.durable {
+		seq = ss.srv.store.Append(&Record{Op: OpInbound, ClientID: ss.id, PacketID: id})
+	}
+	return false, seq
+}
+
+// releaseInbound forgets an inbound QoS 2 packet id (PUBREL, or a message
+// the hook refused) and reports whether it was recorded.
+func (ss *session) releaseInbound(id uint16) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.inbound[id]; !ok {
+		return false
+	}
+	delete(ss.inbound, id)
+	if ss.durable {
+		ss.srv.store.Append(&Record{Op: OpInboundDone, ClientID: ss.id, PacketID: id})
+	}
+	return true
+}
+
+func (ss *session) inboundLen() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.inbound)
+}
+
+// takeSharedLocked removes the deliveries that came through shared
+// subscriptions and were not completed (queued, or QoS 1/2 sent without
+// acknowledgement) so another member of the group can have them.
+func (ss *session) takeSharedLocked() []outMsg {
+	var out []outMsg
+	keep := ss.inflight[:0]
 	for _, m := range ss.inflight {
-		ss.sendLocked(c, m, true, now)
+		if m.group != nil && m.state == stSent {
+			ss.doneLocked(&m)
+			m.id, m.state, m.seq = 0, stQueued, 0
+			out = append(out, m)
+			continue
+		}
+		keep = append(keep, m)
 	}
-	ss.pumpLocked(now)
+	clear(ss.inflight[len(keep):])
+	ss.inflight = keep
+	q := ss.queue[:ss.qhead]
+	for _, m := range ss.queue[ss.qhead:] {
+		if m.group != nil {
+			ss.doneLocked(&m)
+			m.seq = 0
+			out = append(out, m)
+			continue
+		}
+		q = append(q, m)
+	}
+	clear(ss.queue[len(q):])
+	ss.queue = q
+	return out
 }
 
-// subscribe adds or updates the subscription to filter. isNew reports
-// whether it did not exist; ok is false when the session is gone.
-func (ss *session) subscribe(filter string, qos byte, noLocal, rap bool) (isNew, ok bool) {
+// subscribe adds or updates the subscription to filter (a shared one when
+// it starts with "$share/"). isNew reports whether it did not exist; ok is
+// false when the session is gone.
+func (ss *session) subscribe(filter string, qos byte, noLocal, rap bool, subID uint32) (isNew, ok bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.gone {
 		return false, false
 	}
-	o := packOpts(qos, noLocal, rap)
+	s := ss.srv
+	o := packOpts(qos, noLocal, rap, subID)
+	if ss.durable {
+		s.store.Append(&Record{Op: OpSubscribe, ClientID: ss.id, Sub: StoredSub{Filter: filter, QoS: qos,
+			NoLocal: noLocal, RetainAsPublished: rap, SubID: subID}})
+	}
 	if sub, exists := ss.subs[filter]; exists {
 		sub.opts.Store(o)
 		return false, true
@@ -217,9 +416,22 @@ func (ss *session) subscribe(filter string, qos byte, noLocal, rap bool) (isNew,
 		ss.subs = make(map[string]*subscription)
 	}
 	ss.subs[filter] = sub
-	ss.srv.subs.Add(filter, sub)
-	ss.srv.stats.subscriptions.Add(1)
+	if group, inner, shared := packets.SplitShared(filter); shared {
+		s.joinShare(sub, group, inner)
+	} else {
+		s.subs.Add(filter, sub)
+	}
+	s.stats.subscriptions.Add(1)
 	return true, true
+}
+
+// removeSubLocked takes sub out of the trie or its share group.
+func (s *Server) removeSubLocked(sub *subscription) {
+	if sub.share != nil {
+		s.leaveShare(sub)
+		return
+	}
+	s.subs.Remove(sub.filter, sub)
 }
 
 // unsubscribe removes the subscription to filter and reports whether it
@@ -232,8 +444,11 @@ func (ss *session) unsubscribe(filter string) bool {
 		return false
 	}
 	delete(ss.subs, filter)
-	ss.srv.subs.Remove(filter, sub)
+	ss.srv.removeSubLocked(sub)
 	ss.srv.stats.subscriptions.Add(-1)
+	if ss.durable {
+		ss.srv.store.Append(&Record{Op: OpUnsubscribe, ClientID: ss.id, Sub: StoredSub{Filter: filter}})
+	}
 	return true
 }
 
@@ -278,9 +493,13 @@ func (s *Server) destroyLocked(ss *session) *will {
 		return nil
 	}
 	ss.gone = true
-	for f, sub := range ss.subs {
-		s.subs.Remove(f, sub)
+	for _, sub := range ss.subs {
+		s.removeSubLocked(sub)
 	}
+	if ss.durable {
+		s.store.Append(&Record{Op: OpSessionGone, ClientID: ss.id})
+	}
+	ss.inbound = nil
 	s.stats.subscriptions.Add(-int64(len(ss.subs)))
 	ss.subs = nil
 	ss.inflight = nil
@@ -333,11 +552,18 @@ func (s *Server) detach(c *conn, publishWill bool) {
 		w = nil
 	}
 	var due *will
+	var moved []outMsg
 	s.mu.Lock()
 	ss.mu.Lock()
 	if ss.conn.Load() == c {
 		ss.conn.Store(nil)
+		if !s.closing.Load() {
+			moved = ss.takeSharedLocked()
+		}
 		expiry := ss.expiry
+		if expiry != 0 && ss.durable {
+			s.store.Append(&Record{Op: OpSession, ClientID: ss.id, Expiry: expiry, OfflineAt: time.Now()})
+		}
 		ss.mu.Unlock()
 		if expiry == 0 {
 			due = s.destroyLocked(ss)
@@ -368,6 +594,9 @@ func (s *Server) detach(c *conn, publishWill bool) {
 		ss.mu.Unlock()
 	}
 	s.mu.Unlock()
+	if len(moved) > 0 {
+		s.redistribute(moved, ss)
+	}
 	if due != nil {
 		s.publishWill(due)
 	}

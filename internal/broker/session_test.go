@@ -214,9 +214,9 @@ func TestAssignedClientID(t *testing.T) {
 		t.Fatalf("connack %+v", ca)
 	}
 	p := ca.Properties
-	if p.MaximumQoS == nil || *p.MaximumQoS != 1 || p.RetainAvailable == nil || *p.RetainAvailable != 1 ||
-		p.SharedSubAvailable == nil || *p.SharedSubAvailable != 0 || p.SubIDAvailable == nil || *p.SubIDAvailable != 0 ||
-		p.WildcardSubAvailable == nil || *p.WildcardSubAvailable != 1 || p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != 0 ||
+	if p.MaximumQoS != nil || p.RetainAvailable == nil || *p.RetainAvailable != 1 ||
+		p.SharedSubAvailable == nil || *p.SharedSubAvailable != 1 || p.SubIDAvailable == nil || *p.SubIDAvailable != 1 ||
+		p.WildcardSubAvailable == nil || *p.WildcardSubAvailable != 1 || p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != DefaultTopicAliasMax ||
 		p.ReceiveMaximum == nil || *p.ReceiveMaximum != DefaultReceiveMaximum || p.MaximumPacketSize == nil {
 		t.Fatalf("connack properties %+v", p)
 	}

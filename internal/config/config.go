@@ -66,6 +66,18 @@ type MQTT struct {
 	MaxQueued        int      `yaml:"max_queued"`
 	MaxOutboundBytes int      `yaml:"max_outbound_bytes"`
 	ConnectTimeout   Duration `yaml:"connect_timeout"`
+	// Persistence keeps persistent sessions (subscriptions, queued and
+	// inflight QoS 1/2 messages) and retained messages in DataDir/broker
+	// across restarts (default true).
+	Persistence bool `yaml:"persistence"`
+	// QueuePolicy applies when a session queue reaches max_queued:
+	// drop_oldest (default), drop_newest or disconnect.
+	QueuePolicy string `yaml:"queue_policy"`
+	// PublishRate limits PUBLISH packets per second per connection (0:
+	// unlimited); PublishBurst is the burst allowed above it.
+	PublishRate   int `yaml:"publish_rate"`
+	PublishBurst  int `yaml:"publish_burst"`
+	TopicAliasMax int `yaml:"topic_alias_maximum"`
 }
 
 // HTTP configures the API listener.
@@ -130,6 +142,9 @@ func Default() Config {
 			MaxQueued:        1000,
 			MaxOutboundBytes: 1 << 20,
 			ConnectTimeout:   Duration(10 * time.Second),
+			Persistence:      true,
+			QueuePolicy:      "drop_oldest",
+			TopicAliasMax:    64,
 		},
 		HTTP: HTTP{Addr: ":8080"},
 		Storage: Storage{
@@ -192,6 +207,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		c.MQTT.AllowAnonymous = b
 		c.Influx.AllowAnonymous = b
 	}
+	if v := getenv("EDGEWISE_MQTT_PERSISTENCE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: EDGEWISE_MQTT_PERSISTENCE=%q: %w: want true or false", v, ErrInvalid)
+		}
+		c.MQTT.Persistence = b
+	}
 	return nil
 }
 
@@ -240,6 +262,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTT.ConnectTimeout <= 0 {
 		return bad("mqtt.connect_timeout must be positive")
+	}
+	switch c.MQTT.QueuePolicy {
+	case "drop_oldest", "drop_newest", "disconnect":
+	default:
+		return bad("mqtt.queue_policy %q must be drop_oldest, drop_newest or disconnect", c.MQTT.QueuePolicy)
+	}
+	if c.MQTT.PublishRate < 0 || c.MQTT.PublishBurst < 0 {
+		return bad("mqtt.publish_rate and mqtt.publish_burst must not be negative")
+	}
+	if c.MQTT.TopicAliasMax < 0 || c.MQTT.TopicAliasMax > 65535 {
+		return bad("mqtt.topic_alias_maximum %d must be between 0 and 65535", c.MQTT.TopicAliasMax)
 	}
 	if c.Storage.FsyncInterval <= 0 || c.Storage.BlockDuration < Duration(time.Minute) || c.Storage.FlushInterval <= 0 {
 		return bad("storage intervals must be positive and block_duration at least 1m")

@@ -46,6 +46,9 @@ func TestInvalid(t *testing.T) {
 		{"bad level", "log:\n  level: loud\n", "", "log.level"},
 		{"bad packet size", "mqtt:\n  max_packet_size: 1\n", "", "max_packet_size"},
 		{"bad env bool", "", "maybe", "EDGEWISE_ALLOW_ANONYMOUS"},
+		{"bad queue policy", "mqtt:\n  queue_policy: drop_all\n", "", "mqtt.queue_policy"},
+		{"negative publish rate", "mqtt:\n  publish_rate: -1\n", "", "mqtt.publish_rate"},
+		{"bad topic alias maximum", "mqtt:\n  topic_alias_maximum: 70000\n", "", "mqtt.topic_alias_maximum"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,5 +76,36 @@ func TestEmptyFile(t *testing.T) {
 	}
 	if _, err := Load(p, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBrokerSettings(t *testing.T) {
+	c := Default()
+	if !c.MQTT.Persistence || c.MQTT.QueuePolicy != "drop_oldest" || c.MQTT.TopicAliasMax != 64 || c.MQTT.PublishRate != 0 {
+		t.Fatalf("broker defaults %+v", c.MQTT)
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("mqtt:\n  queue_policy: disconnect\n  publish_rate: 50\n  publish_burst: 10\n  topic_alias_maximum: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, func(k string) string {
+		if k == "EDGEWISE_MQTT_PERSISTENCE" {
+			return "false"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.Persistence || c.MQTT.QueuePolicy != "disconnect" || c.MQTT.PublishRate != 50 || c.MQTT.PublishBurst != 10 || c.MQTT.TopicAliasMax != 0 {
+		t.Fatalf("loaded %+v", c.MQTT)
+	}
+	if _, err := Load("", func(k string) string {
+		if k == "EDGEWISE_MQTT_PERSISTENCE" {
+			return "perhaps"
+		}
+		return ""
+	}); err == nil || !strings.Contains(err.Error(), "EDGEWISE_MQTT_PERSISTENCE") {
+		t.Fatalf("bad env bool: %v", err)
 	}
 }
