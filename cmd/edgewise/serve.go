@@ -33,6 +33,12 @@ SIGINT or SIGTERM stops the server cleanly (exit 0).`,
 	f.String("mqtt-addr", "", "MQTT TCP listen address (default :1883)")
 	f.String("http-addr", "", "HTTP API listen address (default :8080)")
 	f.Bool("allow-anonymous", false, "accept MQTT clients and Influx API requests without credentials")
+	f.String("mqtt-tls-addr", "", "MQTT over TLS listen address, e.g. :8883 (off by default)")
+	f.String("mqtt-tls-cert", "", "PEM certificate chain of the TLS listeners")
+	f.String("mqtt-tls-key", "", "PEM private key of the TLS listeners")
+	f.String("mqtt-tls-client-auth", "", "client certificates on the TLS listener: none, optional or require")
+	f.String("mqtt-tls-client-ca", "", "PEM bundle of the CAs that issue client certificates")
+	f.String("mqtt-ws-addr", "", "MQTT over WebSocket listen address, e.g. :8083 (path /mqtt; off by default)")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.String("log-format", "", "text or json (default text)")
 	f.String("fsync", "", "WAL fsync policy: always, interval or never (default always)")
@@ -52,6 +58,9 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	for flag, dst := range map[string]*string{
 		"mqtt-addr": &cfg.MQTT.Addr, "http-addr": &cfg.HTTP.Addr, "log-level": &cfg.Log.Level,
 		"log-format": &cfg.Log.Format, "fsync": &cfg.Storage.Fsync,
+		"mqtt-tls-addr": &cfg.MQTT.TLS.Addr, "mqtt-tls-cert": &cfg.MQTT.TLS.CertFile,
+		"mqtt-tls-key": &cfg.MQTT.TLS.KeyFile, "mqtt-tls-client-auth": &cfg.MQTT.TLS.ClientAuth,
+		"mqtt-tls-client-ca": &cfg.MQTT.TLS.ClientCAFile, "mqtt-ws-addr": &cfg.MQTT.WebSocket.Addr,
 	} {
 		if f.Changed(flag) {
 			*dst, _ = f.GetString(flag)

@@ -48,6 +48,7 @@ type App struct {
 	bstore *broker.FileStore // nil when mqtt.persistence is off
 	http   *http.Server
 	mqttLn net.Listener
+	mqtt   mqttListeners
 	httpLn net.Listener
 	closed sync.Once
 }
@@ -183,14 +184,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
+	if err = a.listenMQTT(cfg.MQTT, log.With("subsystem", "broker")); err != nil {
+		return nil, err
+	}
 	a.http = &http.Server{
-		Handler:           apiSrv.Handler(),
+		Handler:           a.mountWebSocket(cfg.MQTT.WebSocket, apiSrv.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	if a.mqttLn, err = net.Listen("tcp", cfg.MQTT.Addr); err != nil {
-		return nil, fmt.Errorf("app: MQTT listener on %s: %w", cfg.MQTT.Addr, err)
 	}
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return nil, fmt.Errorf("app: HTTP listener on %s: %w", cfg.HTTP.Addr, err)
@@ -210,7 +211,7 @@ func (a *App) AdminToken() string { return a.token }
 // Run serves until ctx is cancelled or a listener fails, then shuts down in
 // order. It returns nil after a clean shutdown.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 6)
 	go func() {
 		if err := a.broker.Serve(a.mqttLn); err != nil {
 			errc <- fmt.Errorf("app: MQTT: %w", err)
@@ -223,6 +224,7 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	a.log.Info("edgewise serving", "mqtt", a.MQTTAddr().String(), "http", a.HTTPAddr().String(),
 		"data", a.cfg.DataDir, "allow_anonymous", a.cfg.MQTT.AllowAnonymous, "fsync", a.cfg.Storage.Fsync)
+	a.serveMQTT(ctx, errc)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -252,6 +254,9 @@ func (a *App) shutdown(ctx context.Context) error {
 		if a.httpLn != nil {
 			a.httpLn.Close() // already closed by Shutdown when it was serving
 		}
+		if err := a.closeMQTT(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		if a.broker != nil {
 			if err := a.broker.Close(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("app: broker shutdown: %w", err))
@@ -260,6 +265,7 @@ func (a *App) shutdown(ctx context.Context) error {
 		if a.mqttLn != nil {
 			a.mqttLn.Close()
 		}
+		a.mqtt.closeListeners()
 		if a.bstore != nil {
 			if err := a.bstore.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("app: broker session store close: %w", err))
@@ -294,6 +300,7 @@ func (a *App) shutdown(ctx context.Context) error {
 func (a *App) Stats() any {
 	return map[string]any{
 		"broker": a.broker.Stats(),
+		"mqtt":   map[string]any{"listeners": a.ListenerStats()},
 		"ingest": a.ingest.Stats(),
 		"tsdb":   a.ts.Stats(),
 	}

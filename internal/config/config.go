@@ -78,6 +78,48 @@ type MQTT struct {
 	PublishRate   int `yaml:"publish_rate"`
 	PublishBurst  int `yaml:"publish_burst"`
 	TopicAliasMax int `yaml:"topic_alias_maximum"`
+
+	// Limits of the TCP listener; mqtt.tls and mqtt.websocket have their own.
+	ListenerLimits `yaml:",inline"`
+	// SysInterval is how often $SYS/broker/... statistics are published
+	// (default 10s; 0 disables).
+	SysInterval Duration      `yaml:"sys_interval"`
+	TLS         MQTTTLS       `yaml:"tls"`
+	WebSocket   MQTTWebSocket `yaml:"websocket"`
+}
+
+// ListenerLimits bound what one MQTT listener accepts (0 = no limit).
+// Connections beyond them are closed at accept and counted.
+type ListenerLimits struct {
+	MaxConnections int     `yaml:"max_connections"` // open at once
+	ConnectRate    float64 `yaml:"connect_rate"`    // new connections per second, sustained
+	ConnectBurst   int     `yaml:"connect_burst"`   // new connections at once (default connect_rate)
+}
+
+// MQTTTLS configures the MQTT over TLS listener (off while Addr is empty).
+type MQTTTLS struct {
+	Addr       string `yaml:"addr"`
+	CertFile   string `yaml:"cert_file"`   // PEM certificate chain, reloaded when it changes
+	KeyFile    string `yaml:"key_file"`    // PEM private key
+	MinVersion string `yaml:"min_version"` // 1.2 (default) or 1.3
+	// ClientAuth is none (default), optional or require: whether clients
+	// must present a certificate issued by a CA of ClientCAFile.
+	ClientAuth     string `yaml:"client_auth"`
+	ClientCAFile   string `yaml:"client_ca_file"`
+	ListenerLimits `yaml:",inline"`
+}
+
+// MQTTWebSocket configures MQTT over WebSocket (subprotocol "mqtt").
+type MQTTWebSocket struct {
+	// Addr is a listener of its own (off while empty).
+	Addr string `yaml:"addr"`
+	// Path is the WebSocket endpoint (default /mqtt).
+	Path string `yaml:"path"`
+	// OnHTTP also serves Path on the HTTP API listener.
+	OnHTTP bool `yaml:"on_http"`
+	// TLS serves Addr as wss:// with the mqtt.tls certificate.
+	TLS            bool `yaml:"tls"`
+	ListenerLimits `yaml:",inline"`
 }
 
 // HTTP configures the API listener.
@@ -145,6 +187,10 @@ func Default() Config {
 			Persistence:      true,
 			QueuePolicy:      "drop_oldest",
 			TopicAliasMax:    64,
+
+			SysInterval: Duration(10 * time.Second),
+			TLS:         MQTTTLS{MinVersion: "1.2", ClientAuth: "none"},
+			WebSocket:   MQTTWebSocket{Path: "/mqtt"},
 		},
 		HTTP: HTTP{Addr: ":8080"},
 		Storage: Storage{
@@ -192,6 +238,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		"EDGEWISE_LOG_LEVEL":  &c.Log.Level,
 		"EDGEWISE_LOG_FORMAT": &c.Log.Format,
 		"EDGEWISE_FSYNC":      &c.Storage.Fsync,
+
+		"EDGEWISE_MQTT_TLS_ADDR":        &c.MQTT.TLS.Addr,
+		"EDGEWISE_MQTT_TLS_CERT":        &c.MQTT.TLS.CertFile,
+		"EDGEWISE_MQTT_TLS_KEY":         &c.MQTT.TLS.KeyFile,
+		"EDGEWISE_MQTT_TLS_CLIENT_AUTH": &c.MQTT.TLS.ClientAuth,
+		"EDGEWISE_MQTT_TLS_CLIENT_CA":   &c.MQTT.TLS.ClientCAFile,
+		"EDGEWISE_MQTT_WS_ADDR":         &c.MQTT.WebSocket.Addr,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -213,6 +266,20 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("config: EDGEWISE_MQTT_PERSISTENCE=%q: %w: want true or false", v, ErrInvalid)
 		}
 		c.MQTT.Persistence = b
+	}
+	if v := getenv("EDGEWISE_MQTT_SYS_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("config: EDGEWISE_MQTT_SYS_INTERVAL=%q: %w: want a duration such as 10s, or 0 to disable", v, ErrInvalid)
+		}
+		c.MQTT.SysInterval = Duration(d)
+	}
+	if v := getenv("EDGEWISE_MQTT_MAX_CONNECTIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: EDGEWISE_MQTT_MAX_CONNECTIONS=%q: %w: want a number", v, ErrInvalid)
+		}
+		c.MQTT.MaxConnections = n
 	}
 	return nil
 }
@@ -274,6 +341,9 @@ func (c *Config) Validate() error {
 	if c.MQTT.TopicAliasMax < 0 || c.MQTT.TopicAliasMax > 65535 {
 		return bad("mqtt.topic_alias_maximum %d must be between 0 and 65535", c.MQTT.TopicAliasMax)
 	}
+	if err := c.MQTT.validateListeners(bad); err != nil {
+		return err
+	}
 	if c.Storage.FsyncInterval <= 0 || c.Storage.BlockDuration < Duration(time.Minute) || c.Storage.FlushInterval <= 0 {
 		return bad("storage intervals must be positive and block_duration at least 1m")
 	}
@@ -288,6 +358,53 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.Measurement == "" {
 		return bad("ingest.measurement must not be empty")
+	}
+	return nil
+}
+
+func (m *MQTT) validateListeners(bad func(string, ...any) error) error {
+	limits := map[string]ListenerLimits{"mqtt": m.ListenerLimits, "mqtt.tls": m.TLS.ListenerLimits, "mqtt.websocket": m.WebSocket.ListenerLimits}
+	for name, l := range limits {
+		if l.MaxConnections < 0 || l.ConnectRate < 0 || l.ConnectBurst < 0 {
+			return bad("%s.max_connections, connect_rate and connect_burst must not be negative", name)
+		}
+	}
+	if m.SysInterval < 0 || (m.SysInterval > 0 && m.SysInterval < Duration(100*time.Millisecond)) {
+		return bad("mqtt.sys_interval %s must be 0 (off) or at least 100ms", time.Duration(m.SysInterval))
+	}
+	t := m.TLS
+	switch t.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		return bad("mqtt.tls.min_version %q must be 1.2 or 1.3", t.MinVersion)
+	}
+	switch t.ClientAuth {
+	case "", "none", "optional", "require":
+	default:
+		return bad("mqtt.tls.client_auth %q must be none, optional or require", t.ClientAuth)
+	}
+	if t.Addr != "" || m.WebSocket.TLS {
+		if _, _, err := net.SplitHostPort(t.Addr); t.Addr != "" && err != nil {
+			return bad("mqtt.tls.addr %q is not HOST:PORT", t.Addr)
+		}
+		if t.CertFile == "" || t.KeyFile == "" {
+			return bad("mqtt.tls.cert_file and mqtt.tls.key_file are required for TLS listeners")
+		}
+		if (t.ClientAuth == "optional" || t.ClientAuth == "require") && t.ClientCAFile == "" {
+			return bad("mqtt.tls.client_auth %s needs mqtt.tls.client_ca_file", t.ClientAuth)
+		}
+	}
+	w := m.WebSocket
+	if w.Addr != "" {
+		if _, _, err := net.SplitHostPort(w.Addr); err != nil {
+			return bad("mqtt.websocket.addr %q is not HOST:PORT", w.Addr)
+		}
+	}
+	if (w.Addr != "" || w.OnHTTP) && !strings.HasPrefix(w.Path, "/") {
+		return bad("mqtt.websocket.path %q must start with /", w.Path)
+	}
+	if w.OnHTTP && (w.Path == "/" || strings.HasPrefix(w.Path, "/api/")) {
+		return bad("mqtt.websocket.path %q would hide the HTTP API; use e.g. /mqtt", w.Path)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,15 @@ const (
 	// ScenarioConn: open C connections (CONNECT + SUBSCRIBE to an own
 	// topic), measure connects/s, then hold them idle.
 	ScenarioConn Scenario = "conn"
+	// ScenarioShared: P publishers on bench/shared/{i}; S subscribers in
+	// one shared subscription $share/bench/bench/shared/+, so each message
+	// goes to one of them. A target that refuses shared subscriptions is
+	// measured with plain subscriptions instead (BenchResult.Note says so).
+	ScenarioShared Scenario = "shared"
+	// ScenarioSlow: "many slow devices": Conns connections, each
+	// publishing one QoS 1 message every Interval on its own topic (phases
+	// spread evenly), measuring PUBACK latency.
+	ScenarioSlow Scenario = "slow"
 )
 
 // ErrBadOptions is returned (wrapped) for invalid benchmark or simulation
@@ -76,6 +86,14 @@ type BenchOptions struct {
 	Hold               time.Duration
 	ConnectConcurrency int
 	OnHeld             func(held int)
+
+	// Interval is how often each connection of ScenarioSlow publishes
+	// (default 5 s).
+	Interval time.Duration
+	// PID, when set, is the target broker's process id on this machine: its
+	// resident memory is read from /proc before connecting and once the
+	// connections are established (ScenarioConn: at the end of the hold).
+	PID int
 
 	// Dial replaces net.Dialer.DialContext (tests, source address choice).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -120,6 +138,16 @@ type BenchResult struct {
 	ConnectRate    float64       `json:"connects_per_sec,omitempty"`
 	ConnectLatency *Latency      `json:"connect_latency,omitempty"`
 	Held           int           `json:"held,omitempty"`
+
+	// With BenchOptions.PID: the target's resident memory before
+	// connecting, with the connections established, and the difference
+	// per connection.
+	TargetRSSBefore int64   `json:"target_rss_before_bytes,omitempty"`
+	TargetRSSAfter  int64   `json:"target_rss_after_bytes,omitempty"`
+	RSSPerConn      float64 `json:"rss_per_conn_bytes,omitempty"`
+
+	// Note explains a deviation from the scenario (a fallback).
+	Note string `json:"note,omitempty"`
 }
 
 func (o BenchOptions) withDefaults() (BenchOptions, error) {
@@ -149,15 +177,31 @@ func (o BenchOptions) withDefaults() (BenchOptions, error) {
 		if o.Subs == 0 {
 			o.Subs = 1
 		}
-	case ScenarioConn:
+	case ScenarioShared:
+		if o.Pubs == 0 {
+			o.Pubs = 4
+		}
+		if o.Subs == 0 {
+			o.Subs = 4
+		}
+	case ScenarioConn, ScenarioSlow:
 		if o.Conns == 0 {
 			o.Conns = 1000
 		}
 		if o.Conns < 0 {
 			return o, fmt.Errorf("bench: conns %d: %w", o.Conns, ErrBadOptions)
 		}
+		if o.Scenario == ScenarioSlow {
+			o.QoS = 1
+			if o.Interval == 0 {
+				o.Interval = 5 * time.Second
+			}
+			if o.Interval < 0 {
+				return o, fmt.Errorf("bench: negative interval: %w", ErrBadOptions)
+			}
+		}
 	default:
-		return o, fmt.Errorf("bench: unknown scenario %q (want p2p, fanout, fanin or conn): %w", o.Scenario, ErrBadOptions)
+		return o, fmt.Errorf("bench: unknown scenario %q (want p2p, fanout, fanin, shared, conn or slow): %w", o.Scenario, ErrBadOptions)
 	}
 	if o.Pubs < 0 || o.Subs < 0 {
 		return o, fmt.Errorf("bench: negative pubs or subs: %w", ErrBadOptions)
@@ -261,8 +305,11 @@ func RunBench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Scenario == ScenarioConn {
+	switch o.Scenario {
+	case ScenarioConn:
 		return runConnBench(ctx, o)
+	case ScenarioSlow:
+		return runSlowBench(ctx, o)
 	}
 	return runPubSubBench(ctx, o)
 }
@@ -298,6 +345,11 @@ func (o *BenchOptions) topology() (pubTopics []string, subFilters [][]string, fa
 		for range o.Subs {
 			subFilters = append(subFilters, []string{prefix + "+"})
 		}
+	case ScenarioShared:
+		for range o.Subs {
+			subFilters = append(subFilters, []string{SharedGroupPrefix + prefix + "+"})
+		}
+		return pubTopics, subFilters, 1
 	}
 	return pubTopics, subFilters, o.Subs
 }
@@ -572,14 +624,35 @@ func runPubSubBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	defer closeAll()
 
 	o.Logger.Info("connecting subscribers", "count", len(subs))
-	err := forEach(ctx, len(subs), o.ConnectConcurrency, func(ctx context.Context, i int) error {
+	subscribe := func(ctx context.Context, i int) error {
 		c, err := dialMQTT(ctx, o.connectConfig(o.ClientIDPrefix+"s"+strconv.Itoa(i)))
 		if err != nil {
 			return err
 		}
 		subs[i] = &subscriber{c: c}
 		return c.subscribe(ctx, 1, o.QoS, subFilters[i]...)
-	})
+	}
+	var err error
+	if o.Scenario == ScenarioShared && len(subs) > 0 {
+		// The first subscriber finds out whether the target shares.
+		if err = subscribe(ctx, 0); errors.Is(err, ErrRefused) {
+			res.Note = fmt.Sprintf("the target refused the shared subscription (%v); measured %d plain subscriptions "+
+				"instead, each receiving every message", err, len(subs))
+			o.Logger.Warn(res.Note)
+			plain := strings.TrimPrefix(subFilters[0][0], SharedGroupPrefix)
+			for i := range subFilters {
+				subFilters[i] = []string{plain}
+			}
+			fanout = len(subs)
+			res.Fanout = fanout
+			err = subs[0].c.subscribe(ctx, 2, o.QoS, plain)
+		}
+		if err == nil {
+			err = forEach(ctx, len(subs)-1, o.ConnectConcurrency, func(ctx context.Context, i int) error { return subscribe(ctx, i+1) })
+		}
+	} else {
+		err = forEach(ctx, len(subs), o.ConnectConcurrency, subscribe)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bench: subscriber: %w", err)
 	}

@@ -59,6 +59,7 @@ func runConnBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			}
 		}
 	}()
+	rss := newRSSProbe(o.PID, &errs)
 	var base [2]byte
 	_, _ = rand.Read(base[:])
 	base[0] = 1 + base[0]%254 // never 127.0.x.x, the usual client addresses
@@ -72,6 +73,7 @@ func runConnBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		cfg.bufSize = 512
 		c, err := dialMQTT(ctx, cfg)
+		d := time.Since(t0) // CONNECT to CONNACK, including the TCP handshake
 		if err == nil {
 			err = c.subscribe(ctx, 1, o.QoS, "bench/conn/"+strconv.Itoa(i))
 			if err != nil {
@@ -84,7 +86,6 @@ func runConnBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			}
 			return nil
 		}
-		d := time.Since(t0)
 		// Keep only the socket: no buffers, no goroutine per held connection.
 		conns[i] = c.nc
 		keepAlive[i] = c.serverKeepAlive
@@ -118,6 +119,7 @@ func runConnBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		res.Held = held
 	}
+	rss.finish(res, res.Held, &errs)
 	res.Errors = errs.n.Load()
 	res.FirstError = errs.firstString()
 	if res.Connected == 0 && o.Conns > 0 {

@@ -13,7 +13,14 @@
 // broker and any other MQTT broker on the same machine. Publishers pipeline
 // writes through a bufio.Writer (QoS 0) or keep a window of packets in
 // flight (QoS 1); subscribers read the send time stamped in each payload and
-// record end-to-end latency in a log-bucketed Histogram.
+// record end-to-end latency in a log-bucketed Histogram. Scenarios follow
+// the EMQ open benchmark suite: point-to-point, fan-out, fan-in, fan-in to a
+// shared subscription (falling back to plain subscriptions, with a note,
+// when the target refuses $share), a connection storm with CONNACK latency
+// and "many slow devices" (one goroutine per device publishing QoS 1 every
+// few seconds, PUBACK latency). Given the target's pid, the connection
+// scenarios read its resident memory from /proc to report bytes per
+// connection.
 //
 // The package also owns the pieces both tools share: the Histogram, the
 // telemetry payload generator (Sensor, AppendTelemetry) and the benchmark

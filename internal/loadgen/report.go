@@ -21,6 +21,20 @@ func (r *BenchResult) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "connect     %s\n", latencyText(*r.ConnectLatency))
 		}
 		fmt.Fprintf(&b, "held        %d\n", r.Held)
+		writeRSS(&b, r)
+		writeErrors(&b, r)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	if r.Scenario == ScenarioSlow {
+		fmt.Fprintf(&b, "scenario slow  addr %s  MQTT %s  QoS 1  payload %d B  devices %d  rate %.0f msgs/s\n", r.Addr, ver, r.Size, r.Conns, r.TargetRate)
+		fmt.Fprintf(&b, "connected   %d of %d in %s  (%.0f connects/s)\n", r.Connected, r.Conns, r.ConnectElapsed.Round(time.Millisecond), r.ConnectRate)
+		fmt.Fprintf(&b, "measured    %s\n", r.Elapsed.Round(time.Millisecond))
+		fmt.Fprintf(&b, "sent        %d msgs  %.0f msgs/s\n", r.Sent, r.SentRate)
+		if r.AckLatency != nil {
+			fmt.Fprintf(&b, "puback      %s  (%d acked)\n", latencyText(*r.AckLatency), r.Acked)
+		}
+		writeRSS(&b, r)
 		writeErrors(&b, r)
 		_, err := io.WriteString(w, b.String())
 		return err
@@ -46,9 +60,19 @@ func (r *BenchResult) WriteText(w io.Writer) error {
 	if r.AckLatency != nil {
 		fmt.Fprintf(&b, "puback      %s  (%d acked)\n", latencyText(*r.AckLatency), r.Acked)
 	}
+	if r.Note != "" {
+		fmt.Fprintf(&b, "note        %s\n", r.Note)
+	}
 	writeErrors(&b, r)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func writeRSS(b *strings.Builder, r *BenchResult) {
+	if r.TargetRSSAfter > 0 {
+		fmt.Fprintf(b, "target RSS  %.1f MiB -> %.1f MiB  (%.0f B per connection)\n",
+			float64(r.TargetRSSBefore)/(1<<20), float64(r.TargetRSSAfter)/(1<<20), r.RSSPerConn)
+	}
 }
 
 func writeErrors(b *strings.Builder, r *BenchResult) {
