@@ -35,6 +35,10 @@ type SQLError struct {
 }
 
 func (e *SQLError) Error() string {
+	var se *rsql.Error
+	if errors.As(e.Err, &se) { // already says where
+		return "rules: sql: " + e.Err.Error()
+	}
 	return fmt.Sprintf("rules: sql: line %d, column %d: %v", e.Line, e.Column, e.Err)
 }
 func (e *SQLError) Unwrap() error { return e.Err }
@@ -270,7 +274,7 @@ func (m *Manager) Create(ctx context.Context, r Rule) (Rule, error) {
 		return Rule{}, ErrClosed
 	}
 	if _, ok := m.rules[r.Name]; ok {
-		return Rule{}, fmt.Errorf("rules: rule %q: %w", r.Name, ErrExists)
+		return Rule{}, fmt.Errorf("%w: %q", ErrExists, r.Name)
 	}
 	now := m.opts.Now().UTC()
 	r.CreatedAt, r.UpdatedAt = now, now
@@ -300,7 +304,7 @@ func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
 	}
 	old, ok := m.rules[r.Name]
 	if !ok {
-		return Rule{}, fmt.Errorf("rules: rule %q: %w", r.Name, ErrNotFound)
+		return Rule{}, fmt.Errorf("%w: %q", ErrNotFound, r.Name)
 	}
 	r.CreatedAt, r.UpdatedAt = old.CreatedAt, m.opts.Now().UTC()
 	if err := m.store.update(ctx, r); err != nil {
@@ -331,7 +335,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.rules[name]; !ok {
-		return fmt.Errorf("rules: rule %q: %w", name, ErrNotFound)
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	cctx, cancel := m.closeCtx(ctx)
 	m.halt(cctx, name)
@@ -355,7 +359,7 @@ func (m *Manager) SetEnabled(ctx context.Context, name string, enabled bool) (Ru
 	}
 	r, ok := m.rules[name]
 	if !ok {
-		return Rule{}, fmt.Errorf("rules: rule %q: %w", name, ErrNotFound)
+		return Rule{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	if r.Enabled == enabled && (m.runners[name] != nil) == enabled {
 		return r, nil
@@ -390,7 +394,7 @@ func (m *Manager) Get(_ context.Context, name string) (Rule, error) {
 	defer m.mu.Unlock()
 	r, ok := m.rules[name]
 	if !ok {
-		return Rule{}, fmt.Errorf("rules: rule %q: %w", name, ErrNotFound)
+		return Rule{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	return r, nil
 }
@@ -446,7 +450,7 @@ func (m *Manager) Stats(_ context.Context, name string) (RuleStats, error) {
 	defer m.mu.Unlock()
 	r, ok := m.rules[name]
 	if !ok {
-		return RuleStats{}, fmt.Errorf("rules: rule %q: %w", name, ErrNotFound)
+		return RuleStats{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	st := RuleStats{Name: name, Enabled: r.Enabled, StartError: m.broken[name], Actions: []action.Stats{}}
 	if rr := m.runners[name]; rr != nil {

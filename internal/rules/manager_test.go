@@ -272,3 +272,54 @@ func TestDisableEnableUpdateDelete(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+func TestApplyFileIdempotent(t *testing.T) {
+	col := newCollector(t)
+	m := newManager(t, openDB(t, t.TempDir()), Options{})
+	ctx := context.Background()
+	file := fmt.Sprintf(`rules:
+  - name: hot
+    description: temperature alerts
+    sql: SELECT data.temp AS temp FROM 'devices/+/telemetry' WHERE data.temp > 50
+    actions:
+      - type: webhook
+        url: %s/hot
+        timeout: 2s
+        headers: {X-Rule: "${temp}"}
+  - name: off
+    enabled: false
+    sql: SELECT * FROM 'x/#'
+    actions: [{type: webhook, url: "%s/off"}]
+`, col.srv.URL, col.srv.URL)
+	defs, err := ParseFile([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Apply(ctx, defs)
+	if err != nil || len(res.Created) != 2 {
+		t.Fatalf("first apply %+v %v", res, err)
+	}
+	if r, _ := m.Get(ctx, "hot"); r.Actions[0].Timeout != action.Duration(2*time.Second) || !r.Enabled {
+		t.Fatalf("hot = %+v", r)
+	}
+	if r, _ := m.Get(ctx, "off"); r.Enabled {
+		t.Fatal("off is enabled")
+	}
+	res, err = m.Apply(ctx, defs)
+	if err != nil || len(res.Unchanged) != 2 || len(res.Created)+len(res.Updated) != 0 {
+		t.Fatalf("second apply %+v %v", res, err)
+	}
+	defs[0].SQL += " AND data.temp < 1000"
+	if res, err = m.Apply(ctx, defs); err != nil || len(res.Updated) != 1 || res.Updated[0] != "hot" {
+		t.Fatalf("third apply %+v %v", res, err)
+	}
+	for _, bad := range []string{"rules: [{sql: x}]", "rules: [{name: a, bogus: 1}]", "rules: [{name: a}, {name: a}]"} {
+		if _, err := ParseFile([]byte(bad)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	defs = append(defs, Definition{Name: "broken", SQL: "SELECT", Actions: defs[0].Actions})
+	if _, err := m.Apply(ctx, defs); !errors.Is(err, ErrInvalid) || len(m.List(ctx)) != 2 {
+		t.Fatalf("apply with a broken rule: %v (%d rules)", err, len(m.List(ctx)))
+	}
+}

@@ -88,7 +88,7 @@ func (s *ruleStore) update(ctx context.Context, r Rule) error {
 		return fmt.Errorf("rules: update %s: %w", r.Name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("rules: rule %q: %w", r.Name, ErrNotFound)
+		return fmt.Errorf("%w: %q", ErrNotFound, r.Name)
 	}
 	return nil
 }

@@ -47,7 +47,9 @@ type server struct {
 
 type lateHook struct{ h broker.PublishHook }
 
-func (l *lateHook) OnPublish(ctx context.Context, b []*broker.Message) error { return l.h.OnPublish(ctx, b) }
+func (l *lateHook) OnPublish(ctx context.Context, b []*broker.Message) error {
+	return l.h.OnPublish(ctx, b)
+}
 
 func newServer(t *testing.T) *server {
 	t.Helper()
