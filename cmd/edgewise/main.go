@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newServeCmd(),
 		newThingsCmd(),
+		newRulesCmd(),
 		newQueryCmd(),
 		newSimulateCmd(),
 		newBenchCmd(),

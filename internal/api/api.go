@@ -46,6 +46,7 @@ type Options struct {
 	Store       Store
 	Measurement string        // telemetry measurement, default "telemetry"
 	Stats       func() any    // body of GET /api/v1/stats
+	Rules       Rules         // nil: no /api/v1/rules routes
 	QueryLimit  time.Duration // per-query timeout, default 30s
 	MaxPoints   int           // most points one telemetry request may return, default 100000
 	Now         func() time.Time
@@ -103,6 +104,7 @@ func (a *API) routes() {
 			a.mux.Handle(p, a.opts.Influx)
 		}
 	}
+	a.rulesRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -24,6 +24,8 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
 	"github.com/edgewise-iot/edgewise/internal/registry"
+	"github.com/edgewise-iot/edgewise/internal/rules"
+	"github.com/edgewise-iot/edgewise/internal/rules/source"
 	"github.com/edgewise-iot/edgewise/internal/shadow"
 	"github.com/edgewise-iot/edgewise/internal/store"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
@@ -46,6 +48,10 @@ type App struct {
 	ingest *ingest.Pipeline
 	broker *broker.Server
 	bstore *broker.FileStore // nil when mqtt.persistence is off
+	rules  *rules.Manager
+	srcs   []*source.AMQP
+	srcWG  sync.WaitGroup
+	srcEnd context.CancelFunc
 	http   *http.Server
 	mqttLn net.Listener
 	mqtt   mqttListeners
@@ -121,6 +127,36 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}); err != nil {
 		return nil, err
 	}
+	pub := &lazyPublisher{}
+	if a.rules, err = rules.New(ctx, a.db, rules.Options{
+		Logger:          log.With("subsystem", "rules"),
+		Publisher:       pub,
+		Ingest:          a.ingest,
+		Points:          a.ts,
+		Lookup:          thingLookup{a.reg},
+		QueueSize:       cfg.Rules.QueueSize,
+		ActionQueueSize: cfg.Rules.ActionQueueSize,
+		MaxHops:         cfg.Rules.MaxHops,
+		AllowedLateness: time.Duration(cfg.Rules.AllowedLateness),
+		IdleTimeout:     time.Duration(cfg.Rules.IdleTimeout),
+	}); err != nil {
+		return nil, err
+	}
+	if err := a.loadRuleFiles(ctx); err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.Rules.AMQPSources {
+		c := source.Config{URL: sc.URL, Queue: sc.Queue, Topic: sc.Topic, Prefetch: sc.Prefetch, ClientID: sc.ClientID}
+		if sc.QoS != nil {
+			q := byte(*sc.QoS)
+			c.QoS = &q
+		}
+		src, err := source.NewAMQP(c, a.rules, log.With("subsystem", "source"))
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		a.srcs = append(a.srcs, src)
+	}
 	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg})
 	queuePolicy, err := broker.ParseDropPolicy(cfg.MQTT.QueuePolicy)
 	if err != nil {
@@ -142,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:           log.With("subsystem", "broker"),
 		Authenticator:    au,
 		Authorizer:       au,
-		Hook:             a.ingest,
+		Hook:             broker.ChainHooks(a.ingest, a.rules),
 		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
 		ReceiveMaximum:   uint16(cfg.MQTT.ReceiveMaximum),
@@ -170,6 +206,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
+	pub.s = a.broker
 	apiSrv, err := api.New(api.Options{
 		Influx:      influxSrv,
 		InfluxPaths: influx.Paths(),
@@ -180,6 +217,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Store:       a.ts,
 		Measurement: cfg.Ingest.Measurement,
 		Stats:       a.Stats,
+		Rules:       a.rules,
 	})
 	if err != nil {
 		return nil, err
@@ -222,6 +260,15 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("app: HTTP: %w", err)
 		}
 	}()
+	srcCtx, stopSources := context.WithCancel(context.Background())
+	a.srcEnd = stopSources
+	for _, src := range a.srcs {
+		a.srcWG.Add(1)
+		go func() {
+			defer a.srcWG.Done()
+			_ = src.Run(srcCtx) // returns nil once stopped; it logs and retries failures itself
+		}()
+	}
 	a.log.Info("edgewise serving", "mqtt", a.MQTTAddr().String(), "http", a.HTTPAddr().String(),
 		"data", a.cfg.DataDir, "allow_anonymous", a.cfg.MQTT.AllowAnonymous, "fsync", a.cfg.Storage.Fsync)
 	a.serveMQTT(ctx, errc)
@@ -254,6 +301,10 @@ func (a *App) shutdown(ctx context.Context) error {
 		if a.httpLn != nil {
 			a.httpLn.Close() // already closed by Shutdown when it was serving
 		}
+		if a.srcEnd != nil {
+			a.srcEnd()
+			a.srcWG.Wait()
+		}
 		if err := a.closeMQTT(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -269,6 +320,11 @@ func (a *App) shutdown(ctx context.Context) error {
 		if a.bstore != nil {
 			if err := a.bstore.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("app: broker session store close: %w", err))
+			}
+		}
+		if a.rules != nil {
+			if err := a.rules.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: rules shutdown: %w", err))
 			}
 		}
 		if a.cat != nil {
@@ -303,7 +359,67 @@ func (a *App) Stats() any {
 		"mqtt":   map[string]any{"listeners": a.ListenerStats()},
 		"ingest": a.ingest.Stats(),
 		"tsdb":   a.ts.Stats(),
+		"rules":  a.rulesStats(),
 	}
+}
+
+func (a *App) rulesStats() any {
+	srcs := make([]source.Stats, len(a.srcs))
+	for i, s := range a.srcs {
+		srcs[i] = s.Stats()
+	}
+	return map[string]any{"engine": a.rules.Summary(), "amqp_sources": srcs}
+}
+
+// loadRuleFiles applies the rules files named in the configuration.
+func (a *App) loadRuleFiles(ctx context.Context) error {
+	for _, f := range a.cfg.Rules.Files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("app: rules file: %w", err)
+		}
+		defs, err := rules.ParseFile(b)
+		if err != nil {
+			return fmt.Errorf("app: %s: %w", f, err)
+		}
+		res, err := a.rules.Apply(ctx, defs)
+		if err != nil {
+			return fmt.Errorf("app: %s: %w", f, err)
+		}
+		a.log.Info("rules file applied", "file", f, "created", len(res.Created), "updated", len(res.Updated), "unchanged", len(res.Unchanged))
+	}
+	return nil
+}
+
+// lazyPublisher lets the rules manager publish through the broker, which
+// is built after it (the broker's hook is the manager).
+type lazyPublisher struct{ s *broker.Server }
+
+func (p *lazyPublisher) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	if p.s == nil {
+		return broker.ErrServerClosed
+	}
+	return p.s.Publish(ctx, topic, payload, qos, retain)
+}
+
+// thingLookup answers the rules' registry lookups.
+type thingLookup struct{ r *registry.Registry }
+
+func (l thingLookup) ThingAttribute(ctx context.Context, thing, attr string) (string, bool) {
+	t, err := l.r.GetThing(ctx, thing)
+	if err != nil {
+		return "", false
+	}
+	v, ok := t.Attributes[attr]
+	return v, ok
+}
+
+func (l thingLookup) ThingType(ctx context.Context, thing string) (string, bool) {
+	t, err := l.r.GetThing(ctx, thing)
+	if err != nil || t.Type == "" {
+		return "", false
+	}
+	return t.Type, true
 }
 
 // stateAdapter narrows the shadow store to what ingest needs.

@@ -44,6 +44,7 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	Ingest  Ingest  `yaml:"ingest"`
 	Influx  Influx  `yaml:"influx"`
+	Rules   Rules   `yaml:"rules"`
 	// AdminToken is the API's admin bearer token (and the password of the
 	// "admin" MQTT user). It comes only from EDGEWISE_ADMIN_TOKEN, never from
 	// the file; when empty the server keeps one in DataDir/admin.token.
@@ -169,6 +170,35 @@ type Influx struct {
 type Ingest struct {
 	// Measurement receives device telemetry (default "telemetry").
 	Measurement string `yaml:"measurement"`
+}
+
+// Rules configures the rules engine.
+type Rules struct {
+	// Files are YAML rule files applied at start (created or updated by
+	// name; rules not in a file are left alone).
+	Files []string `yaml:"files"`
+	// AMQPSources are RabbitMQ queues injected as MQTT publishes.
+	AMQPSources []AMQPSource `yaml:"amqp_sources"`
+	// QueueSize bounds the messages waiting for one rule, ActionQueueSize
+	// the items waiting for one action (0: 10000 each).
+	QueueSize       int `yaml:"queue_size"`
+	ActionQueueSize int `yaml:"action_queue_size"`
+	// MaxHops bounds republish chains between rules (0: 8).
+	MaxHops int `yaml:"max_hops"`
+	// AllowedLateness of event time and IdleTimeout of windows (0: the
+	// window length; negative: never).
+	AllowedLateness Duration `yaml:"allowed_lateness"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+}
+
+// AMQPSource is one RabbitMQ queue consumed into MQTT topics.
+type AMQPSource struct {
+	URL      string `yaml:"url"`
+	Queue    string `yaml:"queue"`
+	Topic    string `yaml:"topic"` // template, e.g. devices/${headers.device_id}/telemetry
+	Prefetch int    `yaml:"prefetch"`
+	QoS      *int   `yaml:"qos"`
+	ClientID string `yaml:"client_id"`
 }
 
 // Default returns the configuration used when nothing else is given.
@@ -358,6 +388,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.Measurement == "" {
 		return bad("ingest.measurement must not be empty")
+	}
+	if c.Rules.QueueSize < 0 || c.Rules.ActionQueueSize < 0 || c.Rules.MaxHops < 0 || c.Rules.AllowedLateness < 0 {
+		return bad("rules.queue_size, action_queue_size, max_hops and allowed_lateness must not be negative")
+	}
+	for i, s := range c.Rules.AMQPSources {
+		if s.URL == "" || s.Queue == "" || s.Topic == "" {
+			return bad("rules.amqp_sources[%d] needs url, queue and topic", i)
+		}
+		if s.QoS != nil && (*s.QoS < 0 || *s.QoS > 1) {
+			return bad("rules.amqp_sources[%d].qos %d must be 0 or 1", i, *s.QoS)
+		}
 	}
 	return nil
 }

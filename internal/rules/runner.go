@@ -1,0 +1,244 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewise-iot/edgewise/internal/rules/action"
+	"github.com/edgewise-iot/edgewise/internal/rules/stream"
+)
+
+// maxQueuedBatches bounds the batches in a rule's channel (the message
+// bound is Options.QueueSize).
+const maxQueuedBatches = 1024
+
+// runner runs one enabled rule: a goroutine that owns the compiled rule
+// (stream rules are not safe for concurrent use), fed by a bounded queue.
+type runner struct {
+	m         *Manager
+	def       Rule
+	rule      *stream.Rule
+	actions   []*action.Action
+	errAction *action.Action
+
+	in        chan []inMsg
+	maxQueued int64
+	queued    atomic.Int64
+
+	mu      sync.Mutex // guards stopped and sends on in
+	stopped bool
+	done    chan struct{}
+	state   []byte // window state taken by the goroutine when it stops
+
+	matched, passed, errors, dropped, errReports atomic.Uint64
+	lat                                          histogram
+	lastErr                                      atomic.Pointer[string]
+	engine                                       atomic.Pointer[stream.RuleStats] // snapshot taken by the goroutine
+}
+
+func newRunner(m *Manager, def Rule, cr *stream.Rule) (*runner, error) {
+	rr := &runner{
+		m: m, def: def, rule: cr, maxQueued: int64(m.opts.QueueSize),
+		in: make(chan []inMsg, min(m.opts.QueueSize, maxQueuedBatches)), done: make(chan struct{}),
+	}
+	ao := m.actionOptions()
+	ao.Logger = m.log.With("rule", def.Name)
+	for i, spec := range def.Actions {
+		a, err := action.New(fmt.Sprintf("%s#%d", spec.Type, i), def.Name, spec, ao, rr.actionFailed)
+		if err != nil {
+			rr.closeActions(context.Background())
+			return nil, fmt.Errorf("%w: actions[%d]: %w", ErrInvalid, i, err)
+		}
+		rr.actions = append(rr.actions, a)
+	}
+	if def.ErrorAction != nil {
+		a, err := action.New("error:"+def.ErrorAction.Type, def.Name, *def.ErrorAction, ao, rr.errorActionFailed)
+		if err != nil {
+			rr.closeActions(context.Background())
+			return nil, fmt.Errorf("%w: error_action: %w", ErrInvalid, err)
+		}
+		rr.errAction = a
+	}
+	go rr.run()
+	return rr, nil
+}
+
+// offer queues msgs without blocking; what does not fit is dropped.
+func (rr *runner) offer(msgs []inMsg) {
+	n := int64(len(msgs))
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if rr.stopped || rr.queued.Load()+n > rr.maxQueued {
+		rr.dropped.Add(uint64(n))
+		return
+	}
+	select {
+	case rr.in <- msgs:
+		rr.queued.Add(n)
+	default:
+		rr.dropped.Add(uint64(n))
+	}
+}
+
+func (rr *runner) run() {
+	defer close(rr.done)
+	t := time.NewTicker(rr.m.opts.TickInterval)
+	defer t.Stop()
+	rr.snapshot()
+	for {
+		select {
+		case msgs, ok := <-rr.in:
+			if !ok {
+				rr.snapshot()
+				if rr.rule.Windowed() {
+					st, err := rr.rule.State()
+					if err != nil {
+						rr.m.log.Error("rule window state not saved", "rule", rr.def.Name, "err", err)
+					}
+					rr.state = st
+				}
+				return
+			}
+			for _, im := range msgs {
+				rr.process(im)
+			}
+			rr.queued.Add(-int64(len(msgs)))
+		case now := <-t.C:
+			if rr.rule.Windowed() {
+				rr.emit(rr.rule.Tick(now), nil)
+			}
+			rr.snapshot()
+		}
+	}
+}
+
+// snapshot publishes the engine's counters for Stats (the rule itself may
+// be read only by its goroutine).
+func (rr *runner) snapshot() {
+	s := rr.rule.Stats()
+	rr.engine.Store(&s)
+}
+
+func originOf(rule string, im inMsg) *action.Origin {
+	return &action.Origin{
+		Rule: rule, Topic: im.m.Topic, ClientID: im.m.ClientID, Principal: im.m.Principal,
+		Payload: im.m.Payload, Hops: im.hops,
+	}
+}
+
+func (rr *runner) process(im inMsg) {
+	rr.matched.Add(1)
+	outs, err := rr.rule.Process(rr.m.ctx, im.m)
+	rr.lat.observe(rr.m.opts.Now().Sub(im.m.Received))
+	if err != nil {
+		rr.errors.Add(1)
+		msg := err.Error()
+		rr.lastErr.Store(&msg)
+		rr.report(originOf(rr.def.Name, im), msg, nil)
+		return
+	}
+	if len(outs) == 0 {
+		return
+	}
+	rr.emit(outs, originOf(rr.def.Name, im))
+}
+
+// emit hands outputs to every action; origin is nil for window outputs
+// closed by the clock.
+func (rr *runner) emit(outs []stream.Output, origin *action.Origin) {
+	for i := range outs {
+		out := &outs[i]
+		rr.passed.Add(1)
+		o := origin
+		if o == nil {
+			o = &action.Origin{Rule: rr.def.Name, Topic: out.Topic, ClientID: out.ClientID, Principal: out.Principal}
+			if out.Source != nil {
+				o.Payload = out.Source.Payload
+			}
+		}
+		for _, a := range rr.actions {
+			if err := a.Do(out, o); err != nil && err != action.ErrQueueFull && err != action.ErrClosed {
+				// A template that cannot render is the rule's error; the
+				// queue-full case was reported through actionFailed.
+				msg := err.Error()
+				rr.lastErr.Store(&msg)
+				rr.report(o, "", []action.Failure{{Action: a.Stats().Name, Error: msg}})
+			}
+		}
+	}
+}
+
+func (rr *runner) actionFailed(it *action.Item, f action.Failure) {
+	msg := f.Error
+	rr.lastErr.Store(&msg)
+	rr.report(it.Origin, "", []action.Failure{f})
+}
+
+func (rr *runner) errorActionFailed(it *action.Item, f action.Failure) {
+	rr.m.log.Error("rule error action failed; error report lost", "rule", rr.def.Name, "action", f.Action, "err", f.Error)
+}
+
+// report sends the documented error payload to the error action (if any).
+func (rr *runner) report(o *action.Origin, evalErr string, failures []action.Failure) {
+	rr.errReports.Add(1)
+	if rr.errAction == nil {
+		return
+	}
+	now := rr.m.opts.Now()
+	out := &stream.Output{Rule: rr.def.Name, Row: errorRow(rr.def.Name, o, evalErr, failures, now), EventTime: now}
+	if o != nil {
+		out.Topic, out.ClientID, out.Principal = o.Topic, o.ClientID, o.Principal
+	}
+	if err := rr.errAction.Do(out, o); err != nil && err != action.ErrQueueFull && err != action.ErrClosed {
+		rr.m.log.Error("rule error action cannot render the error report", "rule", rr.def.Name, "err", err)
+	}
+}
+
+// close stops the rule: queued messages are processed, the window state is
+// taken, then the actions deliver what they hold (bounded by ctx).
+func (rr *runner) close(ctx context.Context) []byte {
+	rr.mu.Lock()
+	if !rr.stopped {
+		rr.stopped = true
+		close(rr.in)
+	}
+	rr.mu.Unlock()
+	<-rr.done
+	rr.closeActions(ctx)
+	return rr.state
+}
+
+func (rr *runner) closeActions(ctx context.Context) {
+	for _, a := range rr.actions {
+		if err := a.Close(ctx); err != nil {
+			rr.m.log.Warn("rule action closed with errors", "rule", rr.def.Name, "err", err)
+		}
+	}
+	// The error action closes last: the others may still report to it.
+	if rr.errAction != nil {
+		if err := rr.errAction.Close(ctx); err != nil {
+			rr.m.log.Warn("rule error action closed with errors", "rule", rr.def.Name, "err", err)
+		}
+	}
+}
+
+func (rr *runner) fill(st *RuleStats) {
+	st.Running = true
+	st.Matched, st.Passed, st.Errors = rr.matched.Load(), rr.passed.Load(), rr.errors.Load()
+	st.Dropped, st.Queued, st.ErrorReports = rr.dropped.Load(), rr.queued.Load(), rr.errReports.Load()
+	st.LatencyP50, st.LatencyP99 = rr.lat.quantile(0.5), rr.lat.quantile(0.99)
+	if p := rr.lastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	st.Engine = rr.engine.Load()
+	for _, a := range rr.actions {
+		st.Actions = append(st.Actions, a.Stats())
+	}
+	if rr.errAction != nil {
+		s := rr.errAction.Stats()
+		st.ErrorAction = &s
+	}
+}
