@@ -49,6 +49,9 @@ type Options struct {
 	QueryLimit  time.Duration // per-query timeout, default 30s
 	MaxPoints   int           // most points one telemetry request may return, default 100000
 	Now         func() time.Time
+	Shadows     Shadows  // optional: shadow routes
+	Commands    Commands // optional: command routes
+	Jobs        Jobs     // optional: job routes
 }
 
 // API is the HTTP API.
@@ -95,6 +98,7 @@ func (a *API) routes() {
 	a.handle("POST /api/v1/things/{name}/credentials", a.resetCredentials)
 	a.handle("GET /api/v1/things/{name}/state", a.getState)
 	a.handle("GET /api/v1/things/{name}/telemetry", a.telemetry)
+	a.deviceRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

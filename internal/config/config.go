@@ -43,6 +43,7 @@ type Config struct {
 	HTTP    HTTP    `yaml:"http"`
 	Storage Storage `yaml:"storage"`
 	Ingest  Ingest  `yaml:"ingest"`
+	Devices Devices `yaml:"devices"`
 	// AdminToken is the API's admin bearer token (and the password of the
 	// "admin" MQTT user). It comes only from EDGEWISE_ADMIN_TOKEN, never from
 	// the file; when empty the server keeps one in DataDir/admin.token.
@@ -81,6 +82,15 @@ type Storage struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 }
 
+// Devices configures shadows, commands and jobs.
+type Devices struct {
+	// ShadowMaxBytes bounds a shadow's state (desired + reported JSON);
+	// default 8192, as AWS IoT.
+	ShadowMaxBytes int `yaml:"shadow_max_bytes"`
+	// CommandRetention is how long finished commands are kept (default 7 days).
+	CommandRetention Duration `yaml:"command_retention"`
+}
+
 // Ingest configures how MQTT telemetry becomes points.
 type Ingest struct {
 	// Measurement receives device telemetry (default "telemetry").
@@ -108,7 +118,8 @@ func Default() Config {
 			BlockDuration: Duration(2 * time.Hour),
 			FlushInterval: Duration(time.Minute),
 		},
-		Ingest: Ingest{Measurement: "telemetry"},
+		Ingest:  Ingest{Measurement: "telemetry"},
+		Devices: Devices{ShadowMaxBytes: 8192, CommandRetention: Duration(7 * 24 * time.Hour)},
 	}
 }
 
@@ -216,6 +227,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.Measurement == "" {
 		return bad("ingest.measurement must not be empty")
+	}
+	if c.Devices.ShadowMaxBytes < 256 || c.Devices.ShadowMaxBytes > 1<<20 {
+		return bad("devices.shadow_max_bytes %d must be between 256 and 1048576", c.Devices.ShadowMaxBytes)
+	}
+	if c.Devices.CommandRetention < Duration(time.Minute) {
+		return bad("devices.command_retention must be at least 1m")
 	}
 	return nil
 }
