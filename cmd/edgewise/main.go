@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(),
 		newVersionCmd(),
 	)
+	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
 	return root
 }
 
