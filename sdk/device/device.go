@@ -73,7 +73,7 @@ type Device struct {
 	cfg   Config
 	log   *slog.Logger
 	queue *queue
-	cm    *autopaho.ConnectionManager
+	cmp   atomic.Pointer[autopaho.ConnectionManager]
 
 	mu            sync.Mutex
 	onCommand     CommandHandler
@@ -197,17 +197,18 @@ func (d *Device) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
-	d.cm = cm
+	d.cmp.Store(cm)
 	go d.drain()
 	return nil
 }
 
 // AwaitConnection waits until the device is connected.
 func (d *Device) AwaitConnection(ctx context.Context) error {
-	if d.cm == nil {
+	cm := d.cmp.Load()
+	if cm == nil {
 		return errors.New("device: not started")
 	}
-	return d.cm.AwaitConnection(ctx)
+	return cm.AwaitConnection(ctx)
 }
 
 // Close disconnects and closes the offline queue; queued messages stay in
@@ -218,9 +219,9 @@ func (d *Device) Close(ctx context.Context) error {
 	}
 	close(d.stop)
 	var err error
-	if d.cm != nil {
+	if cm := d.cmp.Load(); cm != nil {
 		<-d.drained
-		err = d.cm.Disconnect(ctx)
+		err = cm.Disconnect(ctx)
 		if errors.Is(err, autopaho.ConnectionDownError) {
 			err = nil
 		}
@@ -231,6 +232,7 @@ func (d *Device) Close(ctx context.Context) error {
 
 // onUp subscribes and resynchronizes after every (re)connection.
 func (d *Device) onUp(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+	d.cmp.Store(cm)
 	d.log.Info("device: connected", "thing", d.cfg.Thing)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
@@ -294,7 +296,7 @@ func (d *Device) drain() {
 				break
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
-			_, err := d.cm.Publish(ctx, &paho.Publish{Topic: m.topic, Payload: m.payload, QoS: 1})
+			_, err := d.cmp.Load().Publish(ctx, &paho.Publish{Topic: m.topic, Payload: m.payload, QoS: 1})
 			cancel()
 			if err != nil {
 				d.log.Debug("device: queued publish failed; retrying after reconnect", "err", err)
@@ -320,7 +322,7 @@ func (d *Device) Publish(ctx context.Context, topic string, payload []byte) erro
 		return ErrClosed
 	}
 	if d.connected.Load() && d.queue.len() == 0 {
-		_, err := d.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: 1})
+		_, err := d.cmp.Load().Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: 1})
 		if err == nil {
 			return nil
 		}
@@ -341,7 +343,7 @@ func (d *Device) publishRaw(ctx context.Context, topic string, payload []byte) e
 	if !d.connected.Load() {
 		return ErrNotConnected
 	}
-	_, err := d.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: 1})
+	_, err := d.cmp.Load().Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: 1})
 	return err
 }
 
