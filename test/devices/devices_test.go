@@ -72,10 +72,11 @@ func TestSDKOfflineDeltaAndQueue(t *testing.T) {
 		t.Fatalf("queue after restart = %d, want 3", d.Queued())
 	}
 	deltas := make(chan device.ShadowDelta, 10)
+	var reportErr atomic.Value
 	d.OnShadowDelta("", func(delta device.ShadowDelta) {
 		deltas <- delta
 		if _, err := d.UpdateShadow(ctx, "", device.ShadowUpdate{Reported: delta.State}); err != nil {
-			t.Errorf("report: %v", err)
+			reportErr.Store(err)
 		}
 	})
 	if err := d.Start(ctx); err != nil {
@@ -113,6 +114,17 @@ func TestSDKOfflineDeltaAndQueue(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no live delta")
+	}
+	eventually(t, 30*time.Second, func() error {
+		var doc shadowDoc
+		e.call("GET", "/api/v1/things/lamp-1/shadow", nil, &doc)
+		if len(doc.State.Delta) != 0 || doc.State.Reported["led"] != "off" {
+			return errorf("shadow %+v", doc.State)
+		}
+		return nil
+	})
+	if err := reportErr.Load(); err != nil {
+		t.Fatalf("report: %v", err)
 	}
 }
 
