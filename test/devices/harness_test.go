@@ -36,7 +36,7 @@ import (
 const token = "test-admin-token-0123456789"
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	db       *sql.DB
 	reg      *registry.Registry
@@ -60,7 +60,7 @@ func (a stateAdapter) UpdateReported(ctx context.Context, thing string, patch ma
 	return a.s.ReportState(ctx, thing, patch, t)
 }
 
-func newEnv(t *testing.T, dir string) *env {
+func newEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, dir: dir}
