@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(),
 		newVersionCmd(),
 	)
+	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
 	return root
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	// Influx serves the InfluxDB-compatible paths (influx.Paths) when set.
 	Influx      http.Handler
 	InfluxPaths []string
+	Shadows     Shadows  // optional: shadow routes
+	Commands    Commands // optional: command routes
+	Jobs        Jobs     // optional: job routes
 }
 
 // API is the HTTP API.
@@ -105,6 +108,7 @@ func (a *API) routes() {
 		}
 	}
 	a.rulesRoutes()
+	a.deviceRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -20,9 +20,11 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/api"
 	"github.com/edgewise-iot/edgewise/internal/auth"
 	"github.com/edgewise-iot/edgewise/internal/broker"
+	"github.com/edgewise-iot/edgewise/internal/commands"
 	"github.com/edgewise-iot/edgewise/internal/config"
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
+	"github.com/edgewise-iot/edgewise/internal/jobs"
 	"github.com/edgewise-iot/edgewise/internal/registry"
 	"github.com/edgewise-iot/edgewise/internal/rules"
 	"github.com/edgewise-iot/edgewise/internal/rules/source"
@@ -57,6 +59,11 @@ type App struct {
 	mqtt   mqttListeners
 	httpLn net.Listener
 	closed sync.Once
+
+	// The device services (internal/shadow, internal/commands, internal/jobs).
+	shadows  *shadow.Service
+	commands *commands.Service
+	jobs     *jobs.Service
 }
 
 // New opens the data directory and builds every subsystem, binding the
@@ -90,7 +97,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.reg, err = registry.New(ctx, a.db, registry.Options{Logger: log.With("subsystem", "registry")}); err != nil {
 		return nil, err
 	}
-	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow")}); err != nil {
+	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow"), MaxDocumentBytes: cfg.Devices.ShadowMaxBytes}); err != nil {
+		return nil, err
+	}
+	a.shadows = shadow.NewService(a.states, nil, shadow.ServiceOptions{Logger: log.With("subsystem", "shadow")})
+	if a.commands, err = commands.New(ctx, a.db, nil, commands.Options{Logger: log.With("subsystem", "commands"), Retention: time.Duration(cfg.Devices.CommandRetention)}); err != nil {
+		return nil, err
+	}
+	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs")}); err != nil {
 		return nil, err
 	}
 	a.cat, err = tsdb.OpenCatalog(ctx, tsdb.CatalogOptions{
@@ -123,7 +137,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:      log.With("subsystem", "ingest"),
 		Measurement: cfg.Ingest.Measurement,
 		Points:      a.ts,
-		State:       stateAdapter{a.states},
+		State:       stateAdapter{a.shadows},
 	}); err != nil {
 		return nil, err
 	}
@@ -178,7 +192,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:           log.With("subsystem", "broker"),
 		Authenticator:    au,
 		Authorizer:       au,
-		Hook:             broker.ChainHooks(a.ingest, a.rules),
+		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.rules),
+		Observer:         a.commands,
 		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
 		ReceiveMaximum:   uint16(cfg.MQTT.ReceiveMaximum),
@@ -207,6 +222,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	pub.s = a.broker
+	a.shadows.SetPublisher(a.broker)
+	a.commands.SetPublisher(a.broker)
+	a.jobs.SetPublisher(a.broker)
 	apiSrv, err := api.New(api.Options{
 		Influx:      influxSrv,
 		InfluxPaths: influx.Paths(),
@@ -218,6 +236,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Measurement: cfg.Ingest.Measurement,
 		Stats:       a.Stats,
 		Rules:       a.rules,
+		Shadows:     a.shadows,
+		Commands:    a.commands,
+		Jobs:        a.jobs,
 	})
 	if err != nil {
 		return nil, err
@@ -332,6 +353,16 @@ func (a *App) shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("app: tsdb close: %w", err))
 			}
 		}
+		if a.commands != nil {
+			if err := a.commands.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: commands close: %w", err))
+			}
+		}
+		if a.jobs != nil {
+			if err := a.jobs.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("app: jobs close: %w", err))
+			}
+		}
 		if a.states != nil {
 			if err := a.states.Close(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("app: state close: %w", err))
@@ -354,13 +385,15 @@ func (a *App) shutdown(ctx context.Context) error {
 
 // Stats is the body of GET /api/v1/stats.
 func (a *App) Stats() any {
-	return map[string]any{
+	st := map[string]any{
 		"broker": a.broker.Stats(),
 		"mqtt":   map[string]any{"listeners": a.ListenerStats()},
 		"ingest": a.ingest.Stats(),
 		"tsdb":   a.ts.Stats(),
 		"rules":  a.rulesStats(),
 	}
+	st["shadow"], st["commands"] = a.shadows.Stats(), a.commands.Stats()
+	return st
 }
 
 func (a *App) rulesStats() any {
@@ -422,12 +455,12 @@ func (l thingLookup) ThingType(ctx context.Context, thing string) (string, bool)
 	return t.Type, true
 }
 
-// stateAdapter narrows the shadow store to what ingest needs.
-type stateAdapter struct{ s *shadow.Store }
+// stateAdapter narrows the shadow service to what ingest needs: a report
+// on devices/{id}/state updates the classic shadow and publishes deltas.
+type stateAdapter struct{ s *shadow.Service }
 
 func (s stateAdapter) UpdateReported(ctx context.Context, thing string, patch map[string]any, t time.Time) error {
-	_, err := s.s.UpdateReported(ctx, thing, patch, t)
-	return err
+	return s.s.ReportState(ctx, thing, patch, t)
 }
 
 // lockDir takes an exclusive flock on DIR/LOCK so two servers never share a

@@ -88,9 +88,20 @@ func allowed(p *broker.Principal, topic string) bool {
 	case p.Anonymous || p.Name == "":
 		return !strings.HasPrefix(topic, "$")
 	}
-	ns := Namespace(p.Name)
-	return len(topic) > len(ns) && strings.HasPrefix(topic, ns)
+	for _, ns := range Namespaces(p.Name) {
+		if len(topic) > len(ns) && strings.HasPrefix(topic, ns) {
+			return true
+		}
+	}
+	return false
 }
 
-// Namespace is the topic prefix a thing owns: "devices/{name}/".
+// Namespace is the topic prefix of a thing's device API: "devices/{name}/".
 func Namespace(thing string) string { return "devices/" + thing + "/" }
+
+// Namespaces are the topic prefixes a thing owns by default: its device API
+// (devices/{name}/), its shadow and jobs topics ($aws/things/{name}/) and
+// their Edgewise mirror ($edgewise/things/{name}/).
+func Namespaces(thing string) [3]string {
+	return [3]string{"devices/" + thing + "/", "$aws/things/" + thing + "/", "$edgewise/things/" + thing + "/"}
+}

@@ -3,8 +3,10 @@
 // Authorizer on top of the registry's device credentials:
 //
 //   - a thing logs in with username = thing name and its password and may
-//     publish and subscribe only under devices/{its name}/ (its topics,
-//     with any wildcard below that level);
+//     publish and subscribe only under its own prefixes (with any wildcard
+//     below that level): devices/{its name}/ (telemetry, state, commands),
+//     $aws/things/{its name}/ (its shadows and jobs, AWS IoT topic shapes)
+//     and $edgewise/things/{its name}/ (the same, Edgewise prefix);
 //   - username "admin" with the admin API token as password is the
 //     platform's own client and may use every topic;
 //   - a client without credentials is anonymous, accepted only when the

@@ -45,6 +45,7 @@ type Config struct {
 	Ingest  Ingest  `yaml:"ingest"`
 	Influx  Influx  `yaml:"influx"`
 	Rules   Rules   `yaml:"rules"`
+	Devices Devices `yaml:"devices"`
 	// AdminToken is the API's admin bearer token (and the password of the
 	// "admin" MQTT user). It comes only from EDGEWISE_ADMIN_TOKEN, never from
 	// the file; when empty the server keeps one in DataDir/admin.token.
@@ -166,6 +167,15 @@ type Influx struct {
 	QueryTimeout Duration `yaml:"query_timeout"`
 }
 
+// Devices configures shadows, commands and jobs.
+type Devices struct {
+	// ShadowMaxBytes bounds a shadow's state (desired + reported JSON);
+	// default 8192, as AWS IoT.
+	ShadowMaxBytes int `yaml:"shadow_max_bytes"`
+	// CommandRetention is how long finished commands are kept (default 7 days).
+	CommandRetention Duration `yaml:"command_retention"`
+}
+
 // Ingest configures how MQTT telemetry becomes points.
 type Ingest struct {
 	// Measurement receives device telemetry (default "telemetry").
@@ -230,8 +240,9 @@ func Default() Config {
 			FlushInterval: Duration(time.Minute),
 			Database:      "edgewise",
 		},
-		Influx: Influx{MaxBodyBytes: 64 << 20, QueryTimeout: Duration(30 * time.Second)},
-		Ingest: Ingest{Measurement: "telemetry"},
+		Influx:  Influx{MaxBodyBytes: 64 << 20, QueryTimeout: Duration(30 * time.Second)},
+		Ingest:  Ingest{Measurement: "telemetry"},
+		Devices: Devices{ShadowMaxBytes: 8192, CommandRetention: Duration(7 * 24 * time.Hour)},
 	}
 }
 
@@ -388,6 +399,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.Measurement == "" {
 		return bad("ingest.measurement must not be empty")
+	}
+	if c.Devices.ShadowMaxBytes < 256 || c.Devices.ShadowMaxBytes > 1<<20 {
+		return bad("devices.shadow_max_bytes %d must be between 256 and 1048576", c.Devices.ShadowMaxBytes)
+	}
+	if c.Devices.CommandRetention < Duration(time.Minute) {
+		return bad("devices.command_retention must be at least 1m")
 	}
 	if c.Rules.QueueSize < 0 || c.Rules.ActionQueueSize < 0 || c.Rules.MaxHops < 0 || c.Rules.AllowedLateness < 0 {
 		return bad("rules.queue_size, action_queue_size, max_hops and allowed_lateness must not be negative")

@@ -13,8 +13,14 @@ import (
 // Record is a persisted shadow document.
 type Record struct {
 	Thing string
-	// Reported is the JSON encoding of the reported object.
-	Reported  []byte
+	// Name is the shadow's name, empty for the classic shadow.
+	Name string
+	// Reported and Desired are the JSON encodings of the two state objects.
+	Reported []byte
+	Desired  []byte
+	// Metadata is the JSON object {"desired": {...}, "reported": {...}} of
+	// per-field timestamps.
+	Metadata  []byte
 	Version   int64
 	UpdatedAt time.Time
 	Timestamp time.Time
@@ -23,12 +29,14 @@ type Record struct {
 // Backend persists shadow documents. Implementations must be safe for
 // concurrent use.
 type Backend interface {
-	// Load returns the stored document of thing; found is false if none.
-	Load(ctx context.Context, thing string) (rec Record, found bool, err error)
+	// Load returns the stored shadow (thing, name); found is false if none.
+	Load(ctx context.Context, thing, name string) (rec Record, found bool, err error)
 	// Save upserts all records atomically (one transaction).
 	Save(ctx context.Context, recs []Record) error
-	// Delete removes the document of thing and reports whether one existed.
-	Delete(ctx context.Context, thing string) (existed bool, err error)
+	// Delete removes the shadow (thing, name) and reports whether one existed.
+	Delete(ctx context.Context, thing, name string) (existed bool, err error)
+	// Names lists the names of thing's named shadows, sorted.
+	Names(ctx context.Context, thing string) ([]string, error)
 }
 
 // Component is the schema component name under which the shadow migrations
@@ -36,9 +44,8 @@ type Backend interface {
 const Component = "shadow"
 
 // migrations is the shadow schema, append-only, in SQL that SQLite and
-// PostgreSQL both accept. Timestamps are Unix microseconds. The desired and
-// metadata columns and the shadow name (named shadows; the empty name is the classic
-// shadow) are reserved for full shadows.
+// PostgreSQL both accept. Timestamps are Unix microseconds. The empty name
+// is the classic shadow.
 var migrations = []string{
 	`CREATE TABLE shadows (
 		thing      TEXT   NOT NULL,
@@ -72,21 +79,21 @@ func NewSQLBackend(ctx context.Context, db *sql.DB) (*SQLBackend, error) {
 }
 
 // Load implements Backend.
-func (b *SQLBackend) Load(ctx context.Context, thing string) (Record, bool, error) {
+func (b *SQLBackend) Load(ctx context.Context, thing, name string) (Record, bool, error) {
 	var rec Record
-	var reported string
+	var reported, desired, meta string
 	var updated, ts int64
 	err := b.db.QueryRowContext(ctx,
-		`SELECT reported, version, updated_at, device_ts FROM shadows WHERE thing = ? AND name = ''`, thing).
-		Scan(&reported, &rec.Version, &updated, &ts)
+		`SELECT reported, desired, metadata, version, updated_at, device_ts FROM shadows WHERE thing = ? AND name = ?`, thing, name).
+		Scan(&reported, &desired, &meta, &rec.Version, &updated, &ts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Record{}, false, nil
 	}
 	if err != nil {
 		return Record{}, false, fmt.Errorf("load shadow: %w", err)
 	}
-	rec.Thing = thing
-	rec.Reported = []byte(reported)
+	rec.Thing, rec.Name = thing, name
+	rec.Reported, rec.Desired, rec.Metadata = []byte(reported), []byte(desired), []byte(meta)
 	rec.UpdatedAt = fromMicros(updated)
 	rec.Timestamp = fromMicros(ts)
 	return rec, true, nil
@@ -100,16 +107,23 @@ func (b *SQLBackend) Save(ctx context.Context, recs []Record) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO shadows (thing, name, reported, version, updated_at, device_ts) VALUES (?, '', ?, ?, ?, ?)
+		`INSERT INTO shadows (thing, name, reported, desired, metadata, version, updated_at, device_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (thing, name) DO UPDATE SET
-		   reported = excluded.reported, version = excluded.version,
+		   reported = excluded.reported, desired = excluded.desired, metadata = excluded.metadata, version = excluded.version,
 		   updated_at = excluded.updated_at, device_ts = excluded.device_ts`)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	defer stmt.Close()
 	for _, r := range recs {
-		if _, err := stmt.ExecContext(ctx, r.Thing, string(r.Reported), r.Version,
+		desired, meta := string(r.Desired), string(r.Metadata)
+		if desired == "" {
+			desired = "{}"
+		}
+		if meta == "" {
+			meta = "{}"
+		}
+		if _, err := stmt.ExecContext(ctx, r.Thing, r.Name, string(r.Reported), desired, meta, r.Version,
 			toMicros(r.UpdatedAt), toMicros(r.Timestamp)); err != nil {
 			return fmt.Errorf("save shadow %q: %w", r.Thing, err)
 		}
@@ -121,8 +135,8 @@ func (b *SQLBackend) Save(ctx context.Context, recs []Record) error {
 }
 
 // Delete implements Backend.
-func (b *SQLBackend) Delete(ctx context.Context, thing string) (bool, error) {
-	res, err := b.db.ExecContext(ctx, `DELETE FROM shadows WHERE thing = ? AND name = ''`, thing)
+func (b *SQLBackend) Delete(ctx context.Context, thing, name string) (bool, error) {
+	res, err := b.db.ExecContext(ctx, `DELETE FROM shadows WHERE thing = ? AND name = ?`, thing, name)
 	if err != nil {
 		return false, fmt.Errorf("delete shadow: %w", err)
 	}
@@ -131,6 +145,27 @@ func (b *SQLBackend) Delete(ctx context.Context, thing string) (bool, error) {
 		return false, fmt.Errorf("delete shadow: %w", err)
 	}
 	return n > 0, nil
+}
+
+// Names implements Backend.
+func (b *SQLBackend) Names(ctx context.Context, thing string) ([]string, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT name FROM shadows WHERE thing = ? AND name <> '' ORDER BY name`, thing)
+	if err != nil {
+		return nil, fmt.Errorf("list shadows: %w", err)
+	}
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("list shadows: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list shadows: %w", err)
+	}
+	return names, nil
 }
 
 // toMicros maps the zero time to 0 so "no timestamp" reads back as zero.

@@ -1,16 +1,25 @@
-// Package shadow owns device state documents ("shadows"): the JSON state a
-// device last reported, with a version and timestamps. Desired state, deltas
-// and named shadows come later; the table is already shaped for them.
+// Package shadow owns device shadows: per thing, a classic and any number
+// of named JSON documents holding the desired and the reported state, with
+// per-field metadata timestamps and a version, in the shapes of AWS IoT
+// device shadows. [Store] keeps and persists them; [Service] speaks the
+// shadow protocol on the MQTT topics $aws/things/{thing}/shadow[/name/{n}]/
+// update|get|delete (and their $edgewise/things/... mirror), serves the HTTP
+// API, and publishes /delta and /documents after every accepted change (see
+// docs/devices.md for topics and payloads).
 //
 // # Semantics
 //
-// [Store.UpdateReported] deep-merges a patch into the reported document: a
-// nil (JSON null) value deletes the key, nested objects merge key by key,
-// every other value (including arrays) replaces the old one. Every update
-// bumps the version by one, even an empty patch. Numbers are float64, as
+// [Store.Update] deep-merges patches into the desired and/or reported
+// sections: a nil (JSON null) value deletes the key, nested objects merge
+// key by key, every other value (including arrays) replaces the old one;
+// Update.ClearDesired/ClearReported empty a section. The delta is the
+// desired fields that differ from the reported ones. Every update bumps the
+// version by one, even an empty patch; Update.Version makes it conditional
+// (ErrVersionConflict). [Store.UpdateReported] is the reported-only form
+// used for devices/{id}/state reports. Numbers are float64, as
 // encoding/json decodes them, so a document reads the same before and after a
 // restart. The encoded document is limited to Options.MaxDocumentBytes
-// (ErrTooLarge) and Options.MaxDepth levels of nesting (ErrInvalid).
+// (ErrTooLarge; desired plus reported, metadata excluded) and Options.MaxDepth levels of nesting (ErrInvalid).
 //
 // Updates of one thing are serialized; updates of different things run in
 // parallel. State is "last value wins" in arrival order: a report carrying an

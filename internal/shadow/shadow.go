@@ -3,6 +3,7 @@ package shadow
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -25,9 +26,13 @@ var (
 	ErrInvalid = errors.New("shadow: invalid update")
 	// ErrClosed reports a call after Close.
 	ErrClosed = errors.New("shadow: store closed")
+	// ErrVersionConflict reports an update whose expected version is not
+	// the shadow's current version (optimistic locking); nothing changed.
+	ErrVersionConflict = errors.New("shadow: version conflict")
 )
 
-// State is a thing's reported state.
+// State is a thing's reported state (the reported section of its classic
+// shadow), the view the ingest pipeline and GET /things/{name}/state use.
 type State struct {
 	Thing    string         `json:"thing"`
 	Reported map[string]any `json:"reported"`
@@ -47,6 +52,8 @@ const (
 	DefaultMaxCachedDocuments = 100_000
 	// MaxThingLen bounds thing names (the registry allows 128 characters).
 	MaxThingLen = 128
+	// MaxNameLen bounds named shadows' names (as in AWS IoT).
+	MaxNameLen = 64
 )
 
 // Options configures a Store. The zero value is usable.
@@ -54,8 +61,9 @@ type Options struct {
 	// Logger receives operational messages (failed background flushes);
 	// nil discards them.
 	Logger *slog.Logger
-	// MaxDocumentBytes bounds the JSON encoding of a reported document;
-	// 0 means DefaultMaxDocumentBytes.
+	// MaxDocumentBytes bounds the JSON encoding of a shadow's state (the
+	// desired plus the reported object, metadata excluded, as AWS IoT
+	// counts it); 0 means DefaultMaxDocumentBytes.
 	MaxDocumentBytes int
 	// MaxDepth bounds the nesting of objects and arrays in a document (the
 	// top-level object is depth 1); 0 means DefaultMaxDepth.
@@ -100,21 +108,29 @@ type Store struct {
 
 type shard struct {
 	mu    sync.Mutex
-	m     map[string]*entry
+	m     map[key]*entry
 	dirty map[*entry]struct{}
 }
 
-// entry is one thing's document. Fields below mu are guarded by it; queued
-// is guarded by the shard's mutex.
+// key names one shadow: Name is empty for the classic shadow.
+type key struct{ thing, name string }
+
+// entry is one shadow. Fields below mu are guarded by it; queued is guarded
+// by the shard's mutex. The maps are never mutated once stored: updates
+// copy on write.
 type entry struct {
-	thing string
+	thing, name string
 
 	mu        sync.Mutex
-	loaded    bool // doc reflects the database (plus later updates)
-	evicted   bool // removed from the shard map; look the thing up again
+	loaded    bool // the fields reflect the database (plus later updates)
+	evicted   bool // removed from the shard map; look the shadow up again
 	exists    bool
-	doc       map[string]any // never mutated once stored: updates copy on write
+	doc       map[string]any // reported
 	raw       []byte         // JSON encoding of doc
+	desired   map[string]any
+	rawDes    []byte // JSON encoding of desired
+	metaRep   map[string]any
+	metaDes   map[string]any
 	version   int64
 	persisted int64 // version known to be in the database
 	updatedAt time.Time
@@ -167,105 +183,197 @@ func NewWithBackend(b Backend, opts Options) (*Store, error) {
 		s.interval = DefaultFlushInterval
 	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]*entry)
+		s.shards[i].m = make(map[key]*entry)
 		s.shards[i].dirty = make(map[*entry]struct{})
 	}
 	go s.run()
 	return s, nil
 }
 
-// UpdateReported merges patch into the reported state of thing (see the
-// package documentation for the merge rules), bumps the version and returns
-// the new state. deviceTime is the device's own timestamp of the report, or
-// the zero time. The change is durable after the next flush.
+// UpdateReported merges patch into the reported state of thing's classic
+// shadow (see the package documentation for the merge rules), bumps the
+// version and returns the new state. deviceTime is the device's own
+// timestamp of the report, or the zero time. The change is durable after
+// the next flush.
 func (s *Store) UpdateReported(ctx context.Context, thing string, patch map[string]any, deviceTime time.Time) (State, error) {
+	if patch == nil {
+		patch = map[string]any{}
+	}
+	res, err := s.Update(ctx, thing, "", Update{Reported: patch}, deviceTime)
+	if err != nil {
+		return State{}, err
+	}
+	return res.Current.State(), nil
+}
+
+// Get returns the reported state of thing's classic shadow; ErrNotFound if
+// it has none.
+func (s *Store) Get(ctx context.Context, thing string) (State, error) {
+	d, err := s.GetShadow(ctx, thing, "")
+	if err != nil {
+		return State{}, err
+	}
+	return d.State(), nil
+}
+
+// Delete removes thing's classic shadow, durably, and resets its version: a
+// later update starts again at version 1. ErrNotFound if there was none.
+func (s *Store) Delete(ctx context.Context, thing string) error {
+	_, err := s.DeleteShadow(ctx, thing, "")
+	return err
+}
+
+// Update applies u to the shadow (thing, name) (name "" is the classic
+// shadow), creating it if needed, and returns the shadow before and after.
+// It fails with ErrVersionConflict when u.Version is set and differs from
+// the current version, ErrTooLarge when the state would exceed
+// Options.MaxDocumentBytes and ErrInvalid for bad names or values; a failed
+// update changes nothing.
+func (s *Store) Update(ctx context.Context, thing, name string, u Update, deviceTime time.Time) (Result, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		return State{}, fmt.Errorf("shadow: update %s: %w", quote(thing), ErrClosed)
+		return Result{}, fmt.Errorf("shadow: update %s: %w", quote(thing), ErrClosed)
 	}
-	if err := validThing(thing); err != nil {
-		return State{}, fmt.Errorf("shadow: update: %w", err)
+	if err := validKey(thing, name); err != nil {
+		return Result{}, fmt.Errorf("shadow: update: %w", err)
 	}
-	norm, err := normalizePatch(patch, s.maxDepth)
-	if err != nil {
-		return State{}, fmt.Errorf("shadow: update %q: %w", thing, err)
+	var normD, normR map[string]any
+	var err error
+	if u.Desired != nil {
+		if normD, err = normalizePatch(u.Desired, s.maxDepth); err != nil {
+			return Result{}, fmt.Errorf("shadow: update %q desired: %w", thing, err)
+		}
 	}
-	e := s.lockEntry(thing)
+	if u.Reported != nil {
+		if normR, err = normalizePatch(u.Reported, s.maxDepth); err != nil {
+			return Result{}, fmt.Errorf("shadow: update %q: %w", thing, err)
+		}
+	}
+	e := s.lockEntry(key{thing, name})
 	defer e.mu.Unlock()
 	if err := s.load(ctx, e); err != nil {
-		return State{}, fmt.Errorf("shadow: update %q: %w", thing, err)
+		return Result{}, fmt.Errorf("shadow: update %q: %w", thing, err)
 	}
-	doc := merge(e.doc, norm)
-	raw, err := encode(doc)
+	if u.Version != 0 && u.Version != e.version {
+		return Result{}, fmt.Errorf("shadow: update %q: %w: expected version %d, current version %d", thing, ErrVersionConflict, u.Version, e.version)
+	}
+	prev := e.document()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	ts := float64(now.Unix())
+	des, rep, mDes, mRep := e.desired, e.doc, e.metaDes, e.metaRep
+	if u.ClearDesired {
+		des, mDes = nil, nil
+	}
+	if u.ClearReported {
+		rep, mRep = nil, nil
+	}
+	if normD != nil {
+		mDes = mergeMeta(mDes, normD, ts)
+		des = merge(des, normD)
+	}
+	if normR != nil {
+		mRep = mergeMeta(mRep, normR, ts)
+		rep = merge(rep, normR)
+	}
+	rawR, err := encode(rep)
 	if err != nil {
-		return State{}, fmt.Errorf("shadow: update %q: %w: %w", thing, ErrInvalid, err)
+		return Result{}, fmt.Errorf("shadow: update %q: %w: %w", thing, ErrInvalid, err)
 	}
-	if len(raw) > s.maxBytes {
-		return State{}, fmt.Errorf("shadow: update %q: %w: %d bytes, limit %d", thing, ErrTooLarge, len(raw), s.maxBytes)
+	rawD, err := encode(des)
+	if err != nil {
+		return Result{}, fmt.Errorf("shadow: update %q: %w: %w", thing, ErrInvalid, err)
 	}
-	e.doc, e.raw, e.exists = doc, raw, true
+	size := len(rawR)
+	if len(des) > 0 {
+		size += len(rawD)
+	}
+	if size > s.maxBytes {
+		return Result{}, fmt.Errorf("shadow: update %q: %w: %d bytes, limit %d", thing, ErrTooLarge, size, s.maxBytes)
+	}
+	e.doc, e.raw, e.desired, e.rawDes, e.metaDes, e.metaRep, e.exists = rep, rawR, des, rawD, mDes, mRep, true
 	e.version++
-	e.updatedAt = s.now().UTC().Truncate(time.Microsecond)
-	e.ts = time.Time{}
-	if !deviceTime.IsZero() {
-		e.ts = deviceTime.UTC().Truncate(time.Microsecond)
+	e.updatedAt = now
+	if normR != nil || u.ClearReported {
+		e.ts = time.Time{}
+		if !deviceTime.IsZero() {
+			e.ts = deviceTime.UTC().Truncate(time.Microsecond)
+		}
 	}
 	s.markDirty(e)
-	return e.state(), nil
+	return Result{Previous: prev, Current: e.document(), Existed: prev.Version > 0}, nil
 }
 
-// Get returns the reported state of thing; ErrNotFound if it never reported.
-func (s *Store) Get(ctx context.Context, thing string) (State, error) {
+// GetShadow returns the shadow (thing, name); ErrNotFound if it does not
+// exist.
+func (s *Store) GetShadow(ctx context.Context, thing, name string) (Document, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		return State{}, fmt.Errorf("shadow: get %s: %w", quote(thing), ErrClosed)
+		return Document{}, fmt.Errorf("shadow: get %s: %w", quote(thing), ErrClosed)
 	}
-	if validThing(thing) != nil {
-		return State{}, fmt.Errorf("shadow: get %s: %w", quote(thing), ErrNotFound)
+	if validKey(thing, name) != nil {
+		return Document{}, fmt.Errorf("shadow: get %s: %w", quote(thing), ErrNotFound)
 	}
-	e := s.lockEntry(thing)
+	e := s.lockEntry(key{thing, name})
 	defer e.mu.Unlock()
 	if err := s.load(ctx, e); err != nil {
-		return State{}, fmt.Errorf("shadow: get %q: %w", thing, err)
+		return Document{}, fmt.Errorf("shadow: get %q: %w", thing, err)
 	}
 	if !e.exists {
-		return State{}, fmt.Errorf("shadow: get %q: %w", thing, ErrNotFound)
+		return Document{}, fmt.Errorf("shadow: get %q %s: %w", thing, shadowLabel(name), ErrNotFound)
 	}
-	return e.state(), nil
+	return e.document(), nil
 }
 
-// Delete removes the state of thing, durably, and resets its version: a
-// later report starts again at version 1. ErrNotFound if there was none.
-func (s *Store) Delete(ctx context.Context, thing string) error {
+// DeleteShadow removes the shadow (thing, name), durably, and returns it as
+// it was. Its version is reset: a later update starts again at version 1.
+// ErrNotFound if there was none.
+func (s *Store) DeleteShadow(ctx context.Context, thing, name string) (Document, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		return fmt.Errorf("shadow: delete %s: %w", quote(thing), ErrClosed)
+		return Document{}, fmt.Errorf("shadow: delete %s: %w", quote(thing), ErrClosed)
 	}
-	if validThing(thing) != nil {
-		return fmt.Errorf("shadow: delete %s: %w", quote(thing), ErrNotFound)
+	if validKey(thing, name) != nil {
+		return Document{}, fmt.Errorf("shadow: delete %s: %w", quote(thing), ErrNotFound)
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	e := s.lockEntry(thing)
+	e := s.lockEntry(key{thing, name})
 	defer e.mu.Unlock()
-	existed, err := s.backend.Delete(ctx, thing)
+	if err := s.load(ctx, e); err != nil {
+		return Document{}, fmt.Errorf("shadow: delete %q: %w", thing, err)
+	}
+	old := e.document()
+	existed, err := s.backend.Delete(ctx, thing, name)
 	if err != nil {
-		return fmt.Errorf("shadow: delete %q: %w", thing, err)
+		return Document{}, fmt.Errorf("shadow: delete %q: %w", thing, err)
 	}
 	existed = existed || e.exists
-	// The entry stays cached as "no state", so a concurrent report cannot
+	// The entry stays cached as "no shadow", so a concurrent update cannot
 	// reload the old row.
 	e.loaded, e.exists = true, false
-	e.doc, e.raw = nil, nil
+	e.doc, e.raw, e.desired, e.rawDes, e.metaDes, e.metaRep = nil, nil, nil, nil, nil, nil
 	e.version, e.persisted = 0, 0
 	e.updatedAt, e.ts = time.Time{}, time.Time{}
 	if !existed {
-		return fmt.Errorf("shadow: delete %q: %w", thing, ErrNotFound)
+		return Document{}, fmt.Errorf("shadow: delete %q %s: %w", thing, shadowLabel(name), ErrNotFound)
 	}
-	return nil
+	return old, nil
+}
+
+// Names lists the named shadows of thing that are persisted or changed
+// since the last flush, sorted (the classic shadow is not listed).
+func (s *Store) Names(ctx context.Context, thing string) ([]string, error) {
+	if err := s.Flush(ctx); err != nil {
+		return nil, err
+	}
+	names, err := s.backend.Names(ctx, thing)
+	if err != nil {
+		return nil, fmt.Errorf("shadow: list %q: %w", thing, err)
+	}
+	return names, nil
 }
 
 // Flush writes every changed document to the database in one transaction.
@@ -316,19 +424,19 @@ func (s *Store) run() {
 	}
 }
 
-func (s *Store) shardOf(thing string) *shard {
-	return &s.shards[maphash.String(s.seed, thing)%numShards]
+func (s *Store) shardOf(k key) *shard {
+	return &s.shards[(maphash.String(s.seed, k.thing)+maphash.String(s.seed, k.name))%numShards]
 }
 
-// lockEntry returns thing's entry, created if needed, with its mutex held.
-func (s *Store) lockEntry(thing string) *entry {
-	sh := s.shardOf(thing)
+// lockEntry returns k's entry, created if needed, with its mutex held.
+func (s *Store) lockEntry(k key) *entry {
+	sh := s.shardOf(k)
 	for {
 		sh.mu.Lock()
-		e := sh.m[thing]
+		e := sh.m[k]
 		if e == nil {
-			e = &entry{thing: thing}
-			sh.m[thing] = e
+			e = &entry{thing: k.thing, name: k.name}
+			sh.m[k] = e
 		}
 		sh.mu.Unlock()
 		e.mu.Lock()
@@ -344,21 +452,37 @@ func (s *Store) load(ctx context.Context, e *entry) error {
 	if e.loaded {
 		return nil
 	}
-	rec, found, err := s.backend.Load(ctx, e.thing)
+	rec, found, err := s.backend.Load(ctx, e.thing, e.name)
 	if err != nil {
 		return err
 	}
-	e.loaded = true
 	if !found {
+		e.loaded = true
 		return nil
 	}
 	doc, err := decode(rec.Reported)
 	if err != nil {
-		e.loaded = false
 		return fmt.Errorf("stored document: %w", err)
 	}
-	e.exists = true
+	des, err := decodeOptional(rec.Desired)
+	if err != nil {
+		return fmt.Errorf("stored desired state: %w", err)
+	}
+	var meta struct {
+		Desired  map[string]any `json:"desired"`
+		Reported map[string]any `json:"reported"`
+	}
+	if len(rec.Metadata) > 0 {
+		if err := json.Unmarshal(rec.Metadata, &meta); err != nil {
+			return fmt.Errorf("stored metadata: %w", err)
+		}
+	}
+	e.loaded, e.exists = true, true
 	e.doc, e.raw = doc, rec.Reported
+	e.desired, e.metaDes, e.metaRep = des, meta.Desired, meta.Reported
+	if e.rawDes, err = encode(des); err != nil {
+		return fmt.Errorf("stored desired state: %w", err)
+	}
 	e.version, e.persisted = rec.Version, rec.Version
 	e.updatedAt, e.ts = rec.UpdatedAt, rec.Timestamp
 	return nil
@@ -366,7 +490,7 @@ func (s *Store) load(ctx context.Context, e *entry) error {
 
 // markDirty queues e for the next flush. e.mu is held.
 func (s *Store) markDirty(e *entry) {
-	sh := s.shardOf(e.thing)
+	sh := s.shardOf(key{e.thing, e.name})
 	sh.mu.Lock()
 	if !e.queued {
 		e.queued = true
@@ -395,7 +519,13 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	for _, e := range batch {
 		e.mu.Lock()
 		if e.exists && e.version != e.persisted {
-			recs = append(recs, Record{Thing: e.thing, Reported: e.raw, Version: e.version, UpdatedAt: e.updatedAt, Timestamp: e.ts})
+			meta, err := encodeMeta(e.metaDes, e.metaRep)
+			if err != nil {
+				e.mu.Unlock()
+				return fmt.Errorf("shadow: flush %q: %w", e.thing, err)
+			}
+			recs = append(recs, Record{Thing: e.thing, Name: e.name, Reported: e.raw, Desired: e.rawDes, Metadata: meta,
+				Version: e.version, UpdatedAt: e.updatedAt, Timestamp: e.ts})
 			written = append(written, e)
 		}
 		e.mu.Unlock()
@@ -463,15 +593,51 @@ func (s *Store) cached() int {
 	return n
 }
 
-// state returns a copy of e's state that the caller may modify. e.mu is held.
-func (e *entry) state() State {
-	return State{
-		Thing:     e.thing,
-		Reported:  cloneMap(e.doc),
-		Version:   e.version,
-		UpdatedAt: e.updatedAt,
-		Timestamp: e.ts,
+// document returns a copy of e that the caller may modify. e.mu is held.
+func (e *entry) document() Document {
+	if !e.exists {
+		return Document{Thing: e.thing, Name: e.name}
 	}
+	return Document{
+		Thing:            e.thing,
+		Name:             e.name,
+		Desired:          cloneMap(e.desired),
+		Reported:         cloneMap(e.doc),
+		DesiredMetadata:  cloneMap(e.metaDes),
+		ReportedMetadata: cloneMap(e.metaRep),
+		Version:          e.version,
+		UpdatedAt:        e.updatedAt,
+		Timestamp:        e.ts,
+	}
+}
+
+func validKey(thing, name string) error {
+	if err := validThing(thing); err != nil {
+		return err
+	}
+	return ValidName(name)
+}
+
+// ValidName checks a named shadow's name: 1 to 64 characters of
+// a-z, A-Z, 0-9, ':', '_' and '-' (AWS IoT's rule); "" is the classic
+// shadow.
+func ValidName(name string) error {
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("%w: shadow name longer than %d characters", ErrInvalid, MaxNameLen)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: shadow name %q may contain only letters, digits, ':', '_' and '-'", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+func shadowLabel(name string) string {
+	if name == "" {
+		return "classic shadow"
+	}
+	return fmt.Sprintf("shadow %q", name)
 }
 
 func validThing(thing string) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -26,10 +27,10 @@ type memBackend struct {
 
 func newMem() *memBackend { return &memBackend{rows: make(map[string]Record)} }
 
-func (m *memBackend) Load(_ context.Context, thing string) (Record, bool, error) {
+func (m *memBackend) Load(_ context.Context, thing, name string) (Record, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok := m.rows[thing]
+	r, ok := m.rows[thing+"\x00"+name]
 	return r, ok, nil
 }
 
@@ -42,23 +43,36 @@ func (m *memBackend) Save(_ context.Context, recs []Record) error {
 	m.saves++
 	m.saved += len(recs)
 	for _, r := range recs {
-		m.rows[r.Thing] = r
+		m.rows[r.Thing+"\x00"+r.Name] = r
 	}
 	return nil
 }
 
-func (m *memBackend) Delete(_ context.Context, thing string) (bool, error) {
+func (m *memBackend) Delete(_ context.Context, thing, name string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.rows[thing]
-	delete(m.rows, thing)
+	_, ok := m.rows[thing+"\x00"+name]
+	delete(m.rows, thing+"\x00"+name)
 	return ok, nil
+}
+
+func (m *memBackend) Names(_ context.Context, thing string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var names []string
+	for _, r := range m.rows {
+		if r.Thing == thing && r.Name != "" {
+			names = append(names, r.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 func (m *memBackend) row(thing string) (Record, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok := m.rows[thing]
+	r, ok := m.rows[thing+"\x00"]
 	return r, ok
 }
 
@@ -192,7 +206,7 @@ func TestMergeSemantics(t *testing.T) {
 
 func mustRow(t *testing.T, s *Store, thing string) Record {
 	t.Helper()
-	r, ok, err := s.backend.Load(context.Background(), thing)
+	r, ok, err := s.backend.Load(context.Background(), thing, "")
 	if err != nil || !ok {
 		t.Fatalf("no stored row for %q: %v", thing, err)
 	}
