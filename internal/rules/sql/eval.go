@@ -109,6 +109,9 @@ func (e *Env) index() bool {
 		e.topOK = true
 		return skipWS(b, i+1) == len(b)
 	}
+	if e.top == nil {
+		e.top = make([]member, 0, 8)
+	}
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return false

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -158,4 +159,23 @@ func BenchmarkCompile(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRuleMemory reports the heap a loaded per-message rule retains.
+func BenchmarkRuleMemory(b *testing.B) {
+	var before, after runtime.MemStats
+	rules := make([]*Rule, 0, 1000)
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 1000 {
+		r, err := Compile("r", fmt.Sprintf("SELECT topic(2) AS device, data.temperature AS t FROM 'devices/dev-%05d/telemetry' WHERE data.temperature > %d", i, i), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rules = append(rules, r)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(rules)), "B/rule")
+	runtime.KeepAlive(rules)
 }

@@ -33,7 +33,7 @@ type Rule struct {
 	ts   sql.Expr
 	idle time.Duration
 
-	env    sql.Env
+	env      sql.Env
 	groups   map[string]*group
 	stats    RuleStats
 	buffered int // entries held by sliding, session and count windows
