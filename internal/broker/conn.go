@@ -200,8 +200,11 @@ func (c *conn) grabLocked() {
 
 // getOutBuf returns a pooled output buffer (empty), or nil.
 func (s *Server) getOutBuf() []byte {
-	if b, ok := s.outBufs.Get().(*[]byte); ok {
-		return (*b)[:0]
+	if p, ok := s.outBufs.Get().(*[]byte); ok {
+		b := (*p)[:0]
+		*p = nil
+		s.boxes.Put(p)
+		return b
 	}
 	return nil
 }
@@ -210,8 +213,7 @@ func (s *Server) putOutBuf(b []byte) {
 	if cap(b) > maxSpareOut {
 		return
 	}
-	b = b[:0]
-	s.outBufs.Put(&b)
+	s.outBufs.Put(s.box(b[:0]))
 }
 
 // kickLocked starts the writer when output is pending and none runs.
@@ -612,10 +614,24 @@ func (c *conn) process(n int, rerr error) bool {
 	return true
 }
 
+// box wraps b for a sync.Pool in a reused *[]byte, so pooling a buffer
+// does not allocate.
+func (s *Server) box(b []byte) *[]byte {
+	p, _ := s.boxes.Get().(*[]byte)
+	if p == nil {
+		p = new([]byte)
+	}
+	*p = b
+	return p
+}
+
 // getReadBuf returns a pooled big read buffer.
 func (s *Server) getReadBuf() []byte {
-	if b, ok := s.readBufs.Get().(*[]byte); ok {
-		return *b
+	if p, ok := s.readBufs.Get().(*[]byte); ok {
+		b := *p
+		*p = nil
+		s.boxes.Put(p)
+		return b
 	}
 	return make([]byte, bigReadBuf)
 }
@@ -626,8 +642,7 @@ func (s *Server) putReadBuf(b []byte) {
 	if cap(b) != bigReadBuf {
 		return
 	}
-	b = b[:bigReadBuf]
-	s.readBufs.Put(&b)
+	s.readBufs.Put(s.box(b[:bigReadBuf]))
 }
 
 // readError reports why reading stopped.

@@ -37,6 +37,7 @@ type Server struct {
 	routers  sync.Pool // *router for Publish and wills
 	readBufs sync.Pool // *[]byte of bigReadBuf bytes
 	outBufs  sync.Pool // *[]byte output buffers released by idle writers
+	boxes    sync.Pool // empty *[]byte wrappers for the two pools above
 	nextUID  atomic.Uint64
 	closing  atomic.Bool
 	store    SessionStore  // nil: nothing persists
