@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newQueryCmd(),
 		newSimulateCmd(),
 		newBenchCmd(),
+		newStorageCmd(),
 		newVersionCmd(),
 	)
 	return root
