@@ -34,6 +34,7 @@ func newRootCmd() *cobra.Command {
 		newQueryCmd(),
 		newSimulateCmd(),
 		newBenchCmd(),
+		newStorageCmd(),
 		newVersionCmd(),
 	)
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())

@@ -515,6 +515,12 @@ func (db *DB) writer() {
 			}
 			buf = db.commit(batch, buf[:0])
 			dirty = db.opts.Fsync != FsyncAlways
+			// Do not keep the last group's points or a huge record
+			// buffer alive between bursts.
+			clear(batch)
+			if cap(buf) > 4<<20 {
+				buf = nil
+			}
 		case c := <-db.cutCh:
 			c.resp <- db.cut(c.all)
 		case <-tick:
@@ -784,7 +790,7 @@ func (db *DB) flushLocked(ctx context.Context, all bool) ([]int64, error) {
 		db.mu.Lock()
 		for i, f := range db.head.flushing {
 			if f == p {
-				db.head.flushing = append(db.head.flushing[:i], db.head.flushing[i+1:]...)
+				db.head.flushing = slices.Delete(db.head.flushing, i, i+1) // clears the freed slot
 				break
 			}
 		}
