@@ -539,7 +539,9 @@ type inMsg struct {
 // topic. It copies what it keeps and never blocks: a rule whose queue is
 // full drops the message and counts it.
 func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
-	var groups map[*runner][]inMsg
+	// Usually a batch matches few rules: group by a linear search rather
+	// than a map.
+	var groups []ruleGroup
 	for _, bm := range batch {
 		var sm *stream.Message
 		m.trie.Match(bm.Topic, func(_ string, rr *runner) bool {
@@ -555,17 +557,25 @@ func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
 					sm.Received = m.opts.Now()
 				}
 			}
-			if groups == nil {
-				groups = map[*runner][]inMsg{}
+			for i := range groups {
+				if groups[i].rr == rr {
+					groups[i].msgs = append(groups[i].msgs, inMsg{m: sm})
+					return true
+				}
 			}
-			groups[rr] = append(groups[rr], inMsg{m: sm})
+			groups = append(groups, ruleGroup{rr, []inMsg{{m: sm}}})
 			return true
 		})
 	}
-	for rr, msgs := range groups {
-		rr.offer(msgs)
+	for _, g := range groups {
+		g.rr.offer(g.msgs)
 	}
 	return nil
+}
+
+type ruleGroup struct {
+	rr   *runner
+	msgs []inMsg
 }
 
 // dispatch gives one message to the matching rules, except fromRule.

@@ -11,10 +11,6 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/rules/stream"
 )
 
-// maxQueuedBatches bounds the batches in a rule's channel (the message
-// bound is Options.QueueSize).
-const maxQueuedBatches = 1024
-
 // runner runs one enabled rule: a goroutine that owns the compiled rule
 // (stream rules are not safe for concurrent use), fed by a bounded queue.
 type runner struct {
@@ -24,12 +20,13 @@ type runner struct {
 	actions   []*action.Action
 	errAction *action.Action
 
-	in        chan []inMsg
 	maxQueued int64
 	queued    atomic.Int64
 
-	mu      sync.Mutex // guards stopped and sends on in
+	mu      sync.Mutex // guards pending and stopped
+	pending []inMsg    // messages waiting, at most maxQueued
 	stopped bool
+	wake    chan struct{} // capacity 1: pending is not empty, or stopped
 	done    chan struct{}
 	state   []byte // window state taken by the goroutine when it stops
 
@@ -42,7 +39,7 @@ type runner struct {
 func newRunner(m *Manager, def Rule, cr *stream.Rule) (*runner, error) {
 	rr := &runner{
 		m: m, def: def, rule: cr, maxQueued: int64(m.opts.QueueSize),
-		in: make(chan []inMsg, min(m.opts.QueueSize, maxQueuedBatches)), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	ao := m.actionOptions()
 	ao.Logger = m.log.With("rule", def.Name)
@@ -70,16 +67,21 @@ func newRunner(m *Manager, def Rule, cr *stream.Rule) (*runner, error) {
 func (rr *runner) offer(msgs []inMsg) {
 	n := int64(len(msgs))
 	rr.mu.Lock()
-	defer rr.mu.Unlock()
-	if rr.stopped || rr.queued.Load()+n > rr.maxQueued {
+	if rr.stopped || int64(len(rr.pending))+n > rr.maxQueued {
+		rr.mu.Unlock()
 		rr.dropped.Add(uint64(n))
 		return
 	}
+	rr.pending = append(rr.pending, msgs...)
+	rr.queued.Add(n)
+	rr.mu.Unlock()
+	rr.signal()
+}
+
+func (rr *runner) signal() {
 	select {
-	case rr.in <- msgs:
-		rr.queued.Add(n)
+	case rr.wake <- struct{}{}:
 	default:
-		rr.dropped.Add(uint64(n))
 	}
 }
 
@@ -88,10 +90,21 @@ func (rr *runner) run() {
 	t := time.NewTicker(rr.m.opts.TickInterval)
 	defer t.Stop()
 	rr.snapshot()
+	var spare []inMsg
 	for {
 		select {
-		case msgs, ok := <-rr.in:
-			if !ok {
+		case <-rr.wake:
+			rr.mu.Lock()
+			msgs, stopped := rr.pending, rr.stopped
+			rr.pending = spare[:0]
+			rr.mu.Unlock()
+			for _, im := range msgs {
+				rr.process(im)
+			}
+			rr.queued.Add(-int64(len(msgs)))
+			clear(msgs) // drop references to processed messages
+			spare = msgs
+			if stopped {
 				rr.snapshot()
 				if rr.rule.Windowed() {
 					st, err := rr.rule.State()
@@ -102,10 +115,6 @@ func (rr *runner) run() {
 				}
 				return
 			}
-			for _, im := range msgs {
-				rr.process(im)
-			}
-			rr.queued.Add(-int64(len(msgs)))
 		case now := <-t.C:
 			if rr.rule.Windowed() {
 				rr.emit(rr.rule.Tick(now), nil)
@@ -201,11 +210,9 @@ func (rr *runner) report(o *action.Origin, evalErr string, failures []action.Fai
 // taken, then the actions deliver what they hold (bounded by ctx).
 func (rr *runner) close(ctx context.Context) []byte {
 	rr.mu.Lock()
-	if !rr.stopped {
-		rr.stopped = true
-		close(rr.in)
-	}
+	rr.stopped = true
 	rr.mu.Unlock()
+	rr.signal()
 	<-rr.done
 	rr.closeActions(ctx)
 	return rr.state

@@ -123,7 +123,7 @@ type Spec struct {
 	MaxAge   Duration `json:"max_age,omitempty" yaml:"max_age,omitempty"`
 
 	// Delivery, for every type: QueueSize (default Options.QueueSize),
-	// BatchSize (default 1 for republish and webhook, 500 otherwise),
+	// BatchSize (default 1 for webhook, 500 otherwise),
 	// MaxRetries (default 5; -1 retries forever, holding the batch),
 	// RetryBackoff (first wait, default 100ms, doubled per attempt up to
 	// MaxBackoff, default 30s, with jitter).
@@ -219,7 +219,8 @@ type runner struct {
 
 	mu                                  sync.Mutex // guards closed and sends on queue
 	closed                              bool
-	stop                                chan struct{} // closed when the runner must give up waiting (Close deadline)
+	ctx                                 context.Context // cancelled when Close gives up waiting
+	cancel                              context.CancelFunc
 	done                                chan struct{}
 	queued                              atomic.Int64
 	delivered, failed, retried, dropped atomic.Uint64
@@ -239,7 +240,7 @@ func newRunner(name, typ string, s sink, spec Spec, opts *Options, fail FailFunc
 	b := spec.BatchSize
 	if b <= 0 {
 		b = 500
-		if typ == "republish" || typ == "webhook" {
+		if typ == "webhook" {
 			b = 1
 		}
 	}
@@ -258,8 +259,9 @@ func newRunner(name, typ string, s sink, spec Spec, opts *Options, fail FailFunc
 	r := &runner{
 		name: name, typ: typ, sink: s, log: opts.Logger.With("action", name), fail: fail,
 		queue: make(chan *Item, q), batch: b, retries: retries, backoff: bo, maxWait: mw,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		done: make(chan struct{}),
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if f, ok := s.(interface{ flushInterval() time.Duration }); ok {
 		r.flushEvery = f.flushInterval()
 	}
@@ -336,32 +338,16 @@ func (r *runner) flush(final bool) {
 	if !ok {
 		return
 	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	if err := f.flush(ctx, final); err != nil {
+	if err := f.flush(r.ctx, final); err != nil {
 		r.setErr(err)
 		r.log.Error("action flush failed", "err", err)
 	}
 }
 
-// ctx is cancelled when Close gives up waiting.
-func (r *runner) ctx() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-r.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
-
 // send delivers one batch with retries; the batch leaves the queue only
 // after the sink acknowledged it or the retries are exhausted.
 func (r *runner) send(batch []*Item) {
-	ctx, cancel := r.ctx()
-	defer cancel()
+	ctx := r.ctx
 	wait := r.backoff
 	for attempt := 1; ; attempt++ {
 		err := r.sink.deliver(ctx, batch)
@@ -407,10 +393,11 @@ func (r *runner) close(ctx context.Context) error {
 	select {
 	case <-r.done:
 	case <-ctx.Done():
-		close(r.stop)
+		r.cancel()
 		<-r.done
 		err = fmt.Errorf("action %s: close: %d items not delivered: %w", r.name, r.queued.Load(), ctx.Err())
 	}
+	r.cancel()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(err, r.sink.close(cctx))
