@@ -22,14 +22,20 @@ func (s *Server) PublishWithProperties(ctx context.Context, topic string, payloa
 	if !packets.ValidTopicName(topic) {
 		return fmt.Errorf("broker: publish %q: %w", topic, ErrInvalidTopic)
 	}
-	if qos > 1 {
+	if qos > 2 {
 		return fmt.Errorf("broker: publish %q qos %d: %w", topic, qos, ErrInvalidQoS)
 	}
 	p := packets.Publish{QoS: qos, Retain: retain, Topic: topic, Payload: payload, Properties: props}
 	r := s.routers.Get().(*router)
 	s.stats.messagesIn.Add(1)
 	s.route(r, nil, &p, time.Now())
+	seq := r.seq
 	r.reset()
 	s.routers.Put(r)
+	if seq > 0 && qos > 0 {
+		if err := s.store.Sync(ctx, seq); err != nil {
+			return fmt.Errorf("broker: publish %q: %w", topic, err)
+		}
+	}
 	return nil
 }

@@ -158,31 +158,7 @@ func isTemporary(err error) bool {
 // passed to the Hook). For QoS 1 and 2 it returns once the deliveries to
 // persistent sessions are durable in the SessionStore.
 func (s *Server) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("broker: publish: %w", err)
-	}
-	if s.closing.Load() {
-		return ErrServerClosed
-	}
-	if !packets.ValidTopicName(topic) {
-		return fmt.Errorf("broker: publish %q: %w", topic, ErrInvalidTopic)
-	}
-	if qos > 2 {
-		return fmt.Errorf("broker: publish %q qos %d: %w", topic, qos, ErrInvalidQoS)
-	}
-	p := packets.Publish{QoS: qos, Retain: retain, Topic: topic, Payload: payload}
-	r := s.routers.Get().(*router)
-	s.stats.messagesIn.Add(1)
-	s.route(r, nil, &p, time.Now())
-	seq := r.seq
-	r.reset()
-	s.routers.Put(r)
-	if seq > 0 && qos > 0 {
-		if err := s.store.Sync(ctx, seq); err != nil {
-			return fmt.Errorf("broker: publish %q: %w", topic, err)
-		}
-	}
-	return nil
+	return s.PublishWithProperties(ctx, topic, payload, qos, retain, packets.Properties{})
 }
 
 // Close stops accepting, sends v5 clients DISCONNECT 0x8B, flushes and closes
