@@ -17,7 +17,8 @@
 // to be valid JSON once, on first access, and an invalid payload makes the
 // evaluation fail with ErrBadJSON.
 //
-// A parsed Statement and its expressions carry per-call caches (compiled
-// regular expressions); a Statement is used by one goroutine at a time.
-// Templates are immutable after parsing and safe for concurrent Render.
+// Parsed statements, expressions and templates are immutable (regular
+// expressions with literal patterns are compiled at parse time): several
+// goroutines may evaluate them at once, each with its own Env. An Index
+// (NewIndex) lets rules share one validation pass over a payload.
 package sql

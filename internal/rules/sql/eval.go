@@ -39,22 +39,156 @@ type Env struct {
 	jsonErr error
 	root    any
 	decoded bool
+	// top indexes the members of a top-level object (valid when checked
+	// and topOK), so that lookups skip straight to their first key.
+	top   []member
+	topOK bool
+	// Index, when set, is the payload's shared index (NewIndex): the
+	// validation pass is not repeated.
+	Index *Index
+}
+
+// Index is the validation result and top-level member index of one
+// payload, computed once and shared, read-only, by every rule that
+// evaluates the payload (safe for concurrent use).
+type Index struct {
+	err   error
+	top   []member
+	topOK bool
+}
+
+// NewIndex validates and indexes a payload.
+func NewIndex(payload []byte) *Index {
+	var e Env
+	e.Payload = payload
+	err := e.checkJSON()
+	return &Index{err: err, top: e.top, topOK: e.topOK}
+}
+
+type member struct {
+	ks, ke, vs int // key body [ks, ke), value start
+	esc        bool
 }
 
 // Reset clears what the Env cached about its previous payload.
 func (e *Env) Reset() {
 	e.checked, e.jsonErr, e.root, e.decoded = false, nil, nil, false
+	if e.Index != nil {
+		e.top = nil
+	}
+	e.top, e.topOK = e.top[:0], false
 }
 
-// checkJSON validates the payload once.
+// checkJSON validates the payload once, indexing a top-level object's
+// members on the way.
 func (e *Env) checkJSON() error {
 	if !e.checked {
 		e.checked = true
-		if !ValidJSON(e.Payload) {
+		if x := e.Index; x != nil {
+			// Shared: borrow the members (never appended to: Reset
+			// drops the borrowed slice).
+			e.jsonErr, e.top, e.topOK = x.err, x.top, x.topOK
+			return e.jsonErr
+		}
+		if !e.index() {
 			e.jsonErr = fmt.Errorf("%w (%d bytes)", ErrBadJSON, len(e.Payload))
 		}
 	}
 	return e.jsonErr
+}
+
+// index validates the payload; for an object it records its members.
+func (e *Env) index() bool {
+	b := e.Payload
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return ValidJSON(b)
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		e.topOK = true
+		return skipWS(b, i+1) == len(b)
+	}
+	if e.top == nil {
+		e.top = make([]member, 0, 8)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		ke, err := skipString(b, i)
+		if err != nil {
+			return false
+		}
+		m := member{ks: i + 1, ke: ke - 1}
+		for _, c := range b[m.ks:m.ke] {
+			if c == '\\' {
+				m.esc = true
+				break
+			}
+		}
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		m.vs = skipWS(b, i+1)
+		if i, err = skipValue(b, m.vs, 1); err != nil {
+			return false
+		}
+		e.top = append(e.top, m)
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return false
+		}
+		if b[i] == '}' {
+			e.topOK = true
+			return skipWS(b, i+1) == len(b)
+		}
+		if b[i] != ',' {
+			return false
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// find returns the value offset of a static path, using the index for the
+// first key. The last member of a duplicated key wins, as in encoding/json.
+func (e *Env) find(steps []Step) (int, bool) {
+	if !e.topOK || steps[0].Index != nil {
+		return lookupPath(e.Payload, 0, steps)
+	}
+	k := steps[0].Key
+	for j := len(e.top) - 1; j >= 0; j-- {
+		m := e.top[j]
+		var eq bool
+		if m.esc {
+			eq = unescape(e.Payload[m.ks:m.ke]) == k
+		} else {
+			eq = string(e.Payload[m.ks:m.ke]) == k
+		}
+		if eq {
+			return lookupPath(e.Payload, m.vs, steps[1:])
+		}
+	}
+	return 0, false
+}
+
+// RawField returns the raw JSON of a static field path in the payload
+// (nil, false when the path is absent or not static). The payload must be
+// valid JSON: the error says when it is not.
+func (e *Env) RawField(x *FieldRef) ([]byte, bool, error) {
+	if x.Root != nil || !x.static || e.Row {
+		return nil, false, nil
+	}
+	if err := e.checkJSON(); err != nil {
+		return nil, false, err
+	}
+	at, ok := e.find(x.Steps)
+	if !ok {
+		return nil, false, nil
+	}
+	end, _ := skipValue(e.Payload, at, 0)
+	return e.Payload[at:end], true, nil
 }
 
 // Document returns the decoded payload (or the row as an object).
@@ -132,7 +266,7 @@ func (x *FieldRef) Eval(env *Env) (any, error) {
 		if err := env.checkJSON(); err != nil {
 			return nil, err
 		}
-		at, ok := lookupPath(env.Payload, steps)
+		at, ok := env.find(steps)
 		if !ok {
 			return Undefined{}, nil
 		}
@@ -225,20 +359,20 @@ func (x *Binary) Eval(env *Env) (any, error) {
 	}
 	switch x.Op {
 	case "AND", "OR":
-		lb, lok := toBool(l)
-		// Short circuit on a decided left side.
-		if lok && (x.Op == "AND" && !lb || x.Op == "OR" && lb) {
-			return lb, nil
-		}
+		// AWS IoT semantics: both sides must be Boolean (or "true"/"false").
 		r, err := x.R.Eval(env)
 		if err != nil {
 			return nil, err
 		}
+		lb, lok := toBool(l)
 		rb, rok := toBool(r)
 		if !lok || !rok {
 			return Undefined{}, nil
 		}
-		return rb, nil
+		if x.Op == "AND" {
+			return lb && rb, nil
+		}
+		return lb || rb, nil
 	}
 	r, err := x.R.Eval(env)
 	if err != nil {

@@ -207,8 +207,8 @@ func scanNumber(b []byte, i int) (end int, isInt, ok bool) {
 
 // lookupPath finds the value at a static path in the valid JSON document
 // b; it returns the offset of the value.
-func lookupPath(b []byte, steps []Step) (int, bool) {
-	i := skipWS(b, 0)
+func lookupPath(b []byte, i int, steps []Step) (int, bool) {
+	i = skipWS(b, i)
 	for _, s := range steps {
 		if i >= len(b) {
 			return 0, false
@@ -226,6 +226,19 @@ func lookupPath(b []byte, steps []Step) (int, bool) {
 				i = skipWS(b, i+1) // ':'
 				if keyEquals(b[ks:ke-1], s.Key) {
 					found = true
+					// The last of duplicated keys wins, as in encoding/json.
+					j, _ := skipValue(b, i, 0)
+					for k := skipWS(b, j); k < len(b) && b[k] == ','; {
+						k = skipWS(b, k+1)
+						ks2 := k + 1
+						ke2, _ := skipString(b, k)
+						k = skipWS(b, skipWS(b, ke2)+1)
+						if keyEquals(b[ks2:ke2-1], s.Key) {
+							i = k
+						}
+						k, _ = skipValue(b, k, 0)
+						k = skipWS(b, k)
+					}
 					break
 				}
 				i, _ = skipValue(b, i, 0)

@@ -37,8 +37,8 @@ type tokKind uint8
 const (
 	tEOF tokKind = iota
 	tIdent
-	tQuotedIdent // "name" or `name`
-	tString      // 'text'
+	tQuotedIdent // `name`
+	tString      // 'text' or "text" (AWS IoT SQL takes both)
 	tInt
 	tDecimal
 	tOp // punctuation and operators
@@ -206,7 +206,7 @@ func (l *lexer) next() (token, error) {
 			return token{}, err
 		}
 		k := tString
-		if c != '\'' {
+		if c == '`' {
 			k = tQuotedIdent
 		}
 		return token{kind: k, text: s, pos: p}, nil
@@ -225,7 +225,7 @@ func (l *lexer) next() (token, error) {
 }
 
 // quoted reads a quoted string or identifier. The quote is escaped by
-// doubling it ('it”s') or with a backslash; \n, \t, \r, \\ and \uXXXX are
+// writing it twice or with a backslash; \n, \t, \r, \\ and \uXXXX are
 // understood.
 func (l *lexer) quoted(q byte) (string, error) {
 	p := l.pos()

@@ -177,6 +177,13 @@ func Compare(a, b any) (int, bool) {
 		}
 	case string:
 		if y, ok := b.(string); ok {
+			// Two numeric strings compare as numbers (AWS IoT converts
+			// operands to Decimal); other strings compare lexically.
+			fx, okx := ToFloat(x)
+			fy, oky := ToFloat(y)
+			if okx && oky {
+				return cmp3(fx < fy, fx > fy), true
+			}
 			return strings.Compare(x, y), true
 		}
 	case bool:
@@ -213,9 +220,13 @@ func Equal(a, b any) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
-	switch a.(type) {
+	switch x := a.(type) {
 	case []any, map[string]any:
 		return reflect.DeepEqual(a, b)
+	case string:
+		if y, ok := b.(string); ok {
+			return x == y
+		}
 	}
 	if c, ok := Compare(a, b); ok {
 		return c == 0

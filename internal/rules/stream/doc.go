@@ -19,6 +19,11 @@
 // late: it is counted in RuleStats.Late and dropped, never merged into
 // another window. docs/rules.md describes each window type precisely.
 //
+// Windowed rules bound their groups and buffered messages (Options
+// .MaxGroups, .MaxBuffered); a message beyond a limit fails with ErrLimit.
+// Message.Prepare validates a payload once for all the rules it fans out
+// to.
+//
 // A Rule is not safe for concurrent use: the rule manager serialises the
 // calls to each rule (Process, Tick, Stats, State, Restore). Messages given
 // to Process are retained by windowed rules until their windows close; the

@@ -21,7 +21,15 @@ type Message struct {
 	Principal string // thing name, "admin", or "" for anonymous
 	QoS       byte
 	Received  time.Time // broker receive time (processing time)
+
+	idx *sql.Index
 }
+
+// Prepare validates and indexes the payload once for every rule that will
+// process m: call it before handing one message to many rules (possibly
+// from several goroutines); without it each rule validates the payload
+// itself. The payload must not change afterwards.
+func (m *Message) Prepare() { m.idx = sql.NewIndex(m.Payload) }
 
 // Row is one output record: columns in SELECT order (JSON object order is
 // preserved when marshalled). Values are nil, bool, int64, float64, string,
@@ -101,12 +109,26 @@ type Options struct {
 	AllowedLateness time.Duration
 	// IdleTimeout closes a group's open windows when it has received
 	// nothing for this long (processing time, checked by Tick). Zero means
-	// the window length (the session timeout for session windows; count
-	// windows never close on idle); negative disables idle closing.
+	// the window length (the session timeout for session windows);
+	// negative disables idle closing. Count windows never emit on idle:
+	// with an explicit IdleTimeout a quiet group's partial count window is
+	// dropped and the group forgotten, without one it waits for more
+	// messages.
 	IdleTimeout time.Duration
 	// Now is the clock (time.Now when nil); used for messages without a
 	// receive time.
 	Now func() time.Time
+	// MaxGroups bounds the groups a windowed rule tracks (default
+	// 1,000,000); a message that would start one more fails with
+	// ErrLimit.
+	MaxGroups int
+	// MaxBuffered bounds the messages a windowed rule buffers for
+	// sliding, session and count windows, over all groups (default
+	// 1,000,000); a message beyond it fails with ErrLimit.
+	MaxBuffered int
+	// ProcessingTime makes windows use the broker receive time instead of
+	// the payload timestamp (for devices without a trustworthy clock).
+	ProcessingTime bool
 	// TimestampField is the payload path of the event time ("timestamp"
 	// when empty), e.g. "ts" or "meta.time".
 	TimestampField string

@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -9,6 +11,16 @@ import (
 	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/rules/sql"
+)
+
+// ErrLimit is wrapped when a windowed rule would exceed Options.MaxGroups
+// or Options.MaxBuffered; the message is not taken into any window.
+var ErrLimit = errors.New("stream: window limit reached")
+
+// Default limits of windowed rules.
+const (
+	DefaultMaxGroups   = 1_000_000
+	DefaultMaxBuffered = 1_000_000
 )
 
 // Rule is a compiled rule. It is not safe for concurrent use.
@@ -21,9 +33,10 @@ type Rule struct {
 	ts   sql.Expr
 	idle time.Duration
 
-	env    sql.Env
-	groups map[string]*group
-	stats  RuleStats
+	env      sql.Env
+	groups   map[string]*group
+	stats    RuleStats
+	buffered int // entries held by sliding, session and count windows
 	// scratch for aggregate arguments of one message
 	argv   []any
 	argInc []bool
@@ -39,6 +52,12 @@ func Compile(name, src string, opts Options) (*Rule, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxGroups <= 0 {
+		opts.MaxGroups = DefaultMaxGroups
+	}
+	if opts.MaxBuffered <= 0 {
+		opts.MaxBuffered = DefaultMaxBuffered
 	}
 	field := opts.TimestampField
 	if field == "" {
@@ -63,7 +82,7 @@ func Compile(name, src string, opts Options) (*Rule, error) {
 			case sql.Session:
 				r.idle = w.Timeout
 			case sql.Count:
-				r.idle = -1
+				r.idle = -1 // count windows do not close on time
 			default:
 				r.idle = w.Size
 			}
@@ -112,6 +131,7 @@ func (r *Rule) now() time.Time { return r.opts.Now() }
 func (r *Rule) prepare(ctx context.Context, m *Message) *sql.Env {
 	e := &r.env
 	e.Reset()
+	e.Index = m.idx
 	e.Ctx, e.Payload, e.Topic, e.ClientID, e.Principal = ctx, m.Payload, m.Topic, m.ClientID, m.Principal
 	e.Now = m.Received
 	if e.Now.IsZero() {
@@ -153,11 +173,11 @@ func (r *Rule) Process(ctx context.Context, m *Message) ([]Output, error) {
 	}
 	r.stats.Passed++
 	r.stats.Outputs++
+	// The event time of a per-message output; an unreadable timestamp
+	// falls back to the receive time (only windows depend on it).
 	t := env.Now
-	if v, err := r.ts.Eval(env); err == nil && v != nil && !sql.IsUndefined(v) {
-		if ns, err := eventTime(v); err == nil {
-			t = time.Unix(0, ns).UTC()
-		}
+	if ns, err := r.eventTime(env, m); err == nil {
+		t = time.Unix(0, ns).UTC()
 	}
 	return []Output{{
 		Rule: r.name, Row: Row{Columns: cols, Values: vals},
@@ -219,6 +239,17 @@ func (r *Rule) groupKey(env *sql.Env) (string, error) {
 }
 
 func (r *Rule) eventTime(env *sql.Env, m *Message) (int64, error) {
+	if r.opts.ProcessingTime {
+		return env.Now.UnixNano(), nil
+	}
+	// Fast path: an ISO-8601 string read straight from the payload.
+	if raw, ok, err := env.RawField(r.ts.(*sql.FieldRef)); err != nil {
+		return 0, err
+	} else if ok && len(raw) > 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		if ns, ok := parseISO(raw[1 : len(raw)-1]); ok {
+			return ns, nil
+		}
+	}
 	v, err := r.ts.Eval(env)
 	if err != nil {
 		return 0, err
@@ -229,19 +260,54 @@ func (r *Rule) eventTime(env *sql.Env, m *Message) (int64, error) {
 	return eventTime(v)
 }
 
+// rawKey returns the group key as bytes of the payload when the only
+// GROUP BY key is a string field without escapes (no allocation).
+func (r *Rule) rawKey(env *sql.Env) ([]byte, bool) {
+	if len(r.st.GroupBy) != 1 {
+		return nil, false
+	}
+	f, ok := r.st.GroupBy[0].(*sql.FieldRef)
+	if !ok {
+		return nil, false
+	}
+	raw, ok, err := env.RawField(f)
+	if err != nil || !ok || len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
+}
+
 func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 	t, err := r.eventTime(env, m)
 	if err != nil {
 		return nil, err
 	}
-	key, err := r.groupKey(env)
-	if err != nil {
-		return nil, err
+	var g *group
+	var key string
+	kb, fast := r.rawKey(env)
+	if fast {
+		g = r.groups[string(kb)]
+	} else {
+		if key, err = r.groupKey(env); err != nil {
+			return nil, err
+		}
+		g = r.groups[key]
 	}
-	g := r.groups[key]
 	if g == nil {
+		if len(r.groups) >= r.opts.MaxGroups {
+			return nil, fmt.Errorf("%w: %d groups", ErrLimit, r.opts.MaxGroups)
+		}
+		if fast {
+			key = string(kb)
+		}
 		g = &group{key: key, maxT: math.MinInt64, closed: math.MinInt64}
 		r.groups[key] = g
+	}
+	switch r.win.Kind {
+	case sql.Sliding, sql.Session, sql.Count:
+		if r.buffered >= r.opts.MaxBuffered && !(r.win.Kind == sql.Count && len(g.entries) == r.win.Count) {
+			return nil, fmt.Errorf("%w: %d buffered messages", ErrLimit, r.opts.MaxBuffered)
+		}
 	}
 	g.lastSeen = env.Now
 	r.stats.Passed++
@@ -261,6 +327,7 @@ func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 			return nil, nil
 		}
 		g.insert(entry{t: t, m: m})
+		r.buffered++
 	case sql.Session:
 		to := int64(r.win.Timeout)
 		joins := len(g.entries) > 0 && t >= g.entries[0].t-to
@@ -269,6 +336,7 @@ func (r *Rule) processWindowed(env *sql.Env, m *Message) ([]Output, error) {
 			return nil, nil
 		}
 		g.insert(entry{t: t, m: m})
+		r.buffered++
 	case sql.Count:
 		return r.addCount(g, m, t), nil
 	}
@@ -351,8 +419,10 @@ func (r *Rule) addCount(g *group, m *Message, t int64) []Output {
 	if len(g.entries) == n {
 		copy(g.entries, g.entries[1:])
 		g.entries = g.entries[:n-1]
+		r.buffered--
 	}
 	g.entries = append(g.entries, entry{t: t, m: m})
+	r.buffered++
 	g.since++
 	if len(g.entries) < n || g.since < hop {
 		return nil
@@ -368,6 +438,7 @@ func (r *Rule) addCount(g *group, m *Message, t int64) []Output {
 		outs = append(outs, o)
 	}
 	if hop == n {
+		r.buffered -= len(g.entries)
 		g.entries = g.entries[:0]
 	}
 	return outs
@@ -424,6 +495,7 @@ func (r *Rule) closeReady(g *group, wm int64, force bool) []Output {
 			cut++
 		}
 		if cut > 0 {
+			r.buffered -= cut
 			g.entries = append(g.entries[:0], g.entries[cut:]...)
 		}
 	case sql.Session:
@@ -444,6 +516,7 @@ func (r *Rule) closeReady(g *group, wm int64, force bool) []Output {
 				outs = append(outs, o)
 			}
 			g.closed = max(g.closed, end)
+			r.buffered -= k + 1
 			g.entries = append(g.entries[:0], es[k+1:]...)
 		}
 	}
@@ -515,32 +588,46 @@ func (r *Rule) Tick(now time.Time) []Output {
 	if r.win == nil || r.idle < 0 {
 		return nil
 	}
-	var outs []Output
+	type keyed struct {
+		o   Output
+		key string
+	}
+	var ko []keyed
 	forget := 2*r.idle + r.win.Size + r.win.Timeout + r.opts.AllowedLateness
 	for k, g := range r.groups {
 		idle := now.Sub(g.lastSeen)
 		if idle < r.idle {
 			continue
 		}
-		if len(g.open) > 0 || (len(g.entries) > 0 && r.win.Kind != sql.Count) {
-			outs = append(outs, r.closeReady(g, 0, true)...)
+		if r.win.Kind == sql.Count {
+			// An explicit idle timeout drops a quiet group's partial
+			// count window (never emitted) and the group.
+			r.buffered -= len(g.entries)
+			delete(r.groups, k)
+			continue
 		}
-		if idle >= forget && len(g.open) == 0 && (len(g.entries) == 0 || r.win.Kind != sql.Count) {
+		if len(g.open) > 0 || len(g.entries) > 0 {
+			for _, o := range r.closeReady(g, 0, true) {
+				ko = append(ko, keyed{o, k})
+			}
+		}
+		if idle >= forget && len(g.open) == 0 && len(g.entries) == 0 {
 			delete(r.groups, k)
 		}
 	}
-	sort.SliceStable(outs, func(i, j int) bool {
-		a, b := outs[i], outs[j]
-		if !a.WindowEnd.Equal(b.WindowEnd) {
-			return a.WindowEnd.Before(b.WindowEnd)
+	sort.Slice(ko, func(i, j int) bool {
+		a, b := ko[i], ko[j]
+		if !a.o.WindowEnd.Equal(b.o.WindowEnd) {
+			return a.o.WindowEnd.Before(b.o.WindowEnd)
 		}
-		return groupOf(r, a) < groupOf(r, b)
+		if a.key != b.key {
+			return a.key < b.key
+		}
+		return a.o.WindowStart.Before(b.o.WindowStart)
 	})
+	outs := make([]Output, len(ko))
+	for i := range ko {
+		outs[i] = ko[i].o
+	}
 	return outs
-}
-
-// groupOf orders outputs of different groups deterministically.
-func groupOf(r *Rule, o Output) string {
-	b, _ := o.Row.MarshalJSON()
-	return o.Topic + "\x00" + string(b)
 }

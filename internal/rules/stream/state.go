@@ -126,6 +126,10 @@ func (r *Rule) Restore(b []byte) error {
 	}
 	if r.win != nil {
 		r.groups = groups
+		r.buffered = 0
+		for _, g := range groups {
+			r.buffered += len(g.entries)
+		}
 	}
 	r.stats = d.Stats
 	return nil
