@@ -556,6 +556,9 @@ func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
 				if sm.Received.IsZero() {
 					sm.Received = m.opts.Now()
 				}
+				// Index the payload here, on the publisher's connection
+				// goroutine, once for every rule it fans out to.
+				sm.Prepare()
 			}
 			for i := range groups {
 				if groups[i].rr == rr {
@@ -633,6 +636,7 @@ func (m *Manager) publish(ctx context.Context, topic string, payload []byte, qos
 		return nil
 	}
 	sm := &stream.Message{Topic: topic, Payload: payload, ClientID: clientID, QoS: qos, Received: now}
+	sm.Prepare()
 	m.dispatch(sm, hops, fromRule)
 	return nil
 }
