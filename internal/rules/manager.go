@@ -618,7 +618,11 @@ func (m *Manager) Republish(ctx context.Context, topic string, payload []byte, q
 func (m *Manager) publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool, clientID string, hops int, fromRule string) error {
 	if m.opts.Publisher != nil {
 		if err := m.opts.Publisher.Publish(ctx, topic, payload, qos, retain); err != nil {
-			return fmt.Errorf("rules: publish %q: %w", topic, err)
+			err = fmt.Errorf("rules: publish %q: %w", topic, err)
+			if errors.Is(err, broker.ErrServerClosed) || errors.Is(err, broker.ErrInvalidTopic) || errors.Is(err, broker.ErrInvalidQoS) {
+				return action.Permanent(err) // retrying cannot help
+			}
+			return err
 		}
 	}
 	now := m.opts.Now()

@@ -189,7 +189,7 @@ func TestValidate(t *testing.T) {
 		{Type: "amqp", URL: "amqp://x"},
 		{Type: "nats", URL: "nats://x"},
 		{Type: "postgres", URL: "postgres://x", Table: "t"},
-		{Type: "archive", URL: "/tmp/x"},
+		{Type: "archive", URL: "/srv/archive"},
 		{Type: "tsdb"},                  // no PointWriter
 		{Type: "republish", Topic: "a"}, // no Republisher
 		{Type: "webhook", URL: "http://x", Body: "${unclosed"},
