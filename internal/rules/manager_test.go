@@ -372,3 +372,27 @@ func TestActionFailureReachesErrorAction(t *testing.T) {
 		t.Fatalf("action stats %+v", st.Actions)
 	}
 }
+
+// TestIdleWindowClosesOnTick: a device that goes quiet still gets its last
+// window, closed by the manager's tick on processing time.
+func TestIdleWindowClosesOnTick(t *testing.T) {
+	col := newCollector(t)
+	m := newManager(t, openDB(t, t.TempDir()), Options{IdleTimeout: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := m.Create(ctx, Rule{Name: "idle", SQL: windowSQL, Enabled: true, Actions: []action.Spec{{Type: "webhook", URL: col.srv.URL}}}); err != nil {
+		t.Fatal(err)
+	}
+	m.OnPublish(ctx, []*broker.Message{msg("devices/d9/telemetry", fmt.Sprintf(`{"t": 5, "timestamp": %q}`, at(1)))})
+	eventually(t, func() bool { return len(col.got()) == 1 }, "window closed by idle tick")
+	if b := col.got()[0]; b["device"] != "d9" || b["n"] != 1.0 || b["avg_t"] != 5.0 {
+		t.Fatalf("window %v", b)
+	}
+	st, _ := m.Stats(ctx, "idle")
+	if st.Passed != 1 || st.LatencyP50 <= 0 || st.LatencyP99 < st.LatencyP50 {
+		t.Fatalf("stats %+v", st)
+	}
+	eventually(t, func() bool {
+		st, _ := m.Stats(ctx, "idle")
+		return st.Engine != nil && st.Engine.Matched == 1
+	}, "engine counters published by the rule's goroutine")
+}
