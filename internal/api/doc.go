@@ -19,4 +19,12 @@
 //	POST   /api/v1/things/{name}/credentials  rotate the device password
 //	GET    /api/v1/things/{name}/state        reported state
 //	GET    /api/v1/things/{name}/telemetry?field=&start=&stop=&every=&fn=&limit=
+//	POST   /api/v1/rules                      create (SQL errors: 400 invalid_sql with line, column)
+//	GET    /api/v1/rules
+//	POST   /api/v1/rules/apply                {"rules": [...]}: create or update each
+//	GET    /api/v1/rules/{name}
+//	PUT    /api/v1/rules/{name}
+//	DELETE /api/v1/rules/{name}
+//	POST   /api/v1/rules/{name}/enable, /disable
+//	GET    /api/v1/rules/{name}/stats
 package api

@@ -74,7 +74,7 @@ func benchThroughBroker(b *testing.B, devices int, defs []Rule, opts Options, ma
 		conns[i] = dialMQTT(b, addr, fmt.Sprintf("bench-pub-%d", i))
 		defer conns[i].Close()
 	}
-	base := m.Summary()
+	base, baseIn := m.Summary(), slot.seen.Load()
 	start0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -105,7 +105,9 @@ func benchThroughBroker(b *testing.B, devices int, defs []Rule, opts Options, ma
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		s := m.Summary()
-		if s.Matched+s.Dropped-base.Matched-base.Dropped >= want || time.Now().After(deadline) {
+		devIn := slot.seen.Load() - baseIn
+		done := s.Matched+s.Dropped-base.Matched-base.Dropped >= want && devIn >= int64(b.N) && actionsIdle(ctx, m, defs)
+		if done || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -117,13 +119,44 @@ func benchThroughBroker(b *testing.B, devices int, defs []Rule, opts Options, ma
 	b.ReportMetric(float64(s.Matched-base.Matched)/elapsed.Seconds(), "rule-msgs/s")
 	b.ReportMetric(float64(s.Dropped-base.Dropped), "dropped")
 	b.ReportMetric(float64(s.Passed-base.Passed), "outputs")
+	var actionDropped uint64
+	for _, d := range defs {
+		st, _ := m.Stats(ctx, d.Name)
+		for _, a := range st.Actions {
+			actionDropped += a.Dropped
+		}
+	}
+	b.ReportMetric(float64(actionDropped), "action-dropped")
 	bs := srv.Stats()
 	b.ReportMetric(float64(bs.DroppedSlow+bs.DroppedQueue), "broker-dropped")
 }
 
 func all(int) bool { return true }
 
+// actionsIdle reports whether every action has settled every row its rule
+// emitted.
+func actionsIdle(ctx context.Context, m *Manager, defs []Rule) bool {
+	for _, d := range defs {
+		st, _ := m.Stats(ctx, d.Name)
+		if st.Queued > 0 {
+			return false
+		}
+		for _, a := range st.Actions {
+			if a.Queued > 0 || a.Delivered+a.Failed+a.Dropped < st.Passed {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 var republishAlert = []action.Spec{{Type: "republish", Topic: "alerts/${device}"}}
+
+// BenchmarkThroughNoRules is the peer: the same load through the same
+// broker with the rule manager as hook but no rules.
+func BenchmarkThroughNoRules(b *testing.B) {
+	benchThroughBroker(b, 10000, nil, Options{}, func(int) bool { return false })
+}
 
 // BenchmarkThroughFilterRepublish: one per-message rule, half the
 // messages pass and are republished.

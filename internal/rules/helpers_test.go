@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,11 +44,13 @@ func openDB(t testing.TB, dir string) *sql.DB {
 // startBroker runs a real broker on a random port with the manager behind
 // its hook (the manager is created by the caller and set through setHook).
 type hookSlot struct {
-	mu sync.RWMutex
-	h  broker.PublishHook
+	mu   sync.RWMutex
+	h    broker.PublishHook
+	seen atomic.Int64 // messages from clients (Server.Publish does not call hooks)
 }
 
 func (s *hookSlot) OnPublish(ctx context.Context, b []*broker.Message) error {
+	s.seen.Add(int64(len(b)))
 	s.mu.RLock()
 	h := s.h
 	s.mu.RUnlock()

@@ -556,6 +556,9 @@ func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
 				if sm.Received.IsZero() {
 					sm.Received = m.opts.Now()
 				}
+				// Index the payload here, on the publisher's connection
+				// goroutine, once for every rule it fans out to.
+				sm.Prepare()
 			}
 			for i := range groups {
 				if groups[i].rr == rr {
@@ -615,7 +618,11 @@ func (m *Manager) Republish(ctx context.Context, topic string, payload []byte, q
 func (m *Manager) publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool, clientID string, hops int, fromRule string) error {
 	if m.opts.Publisher != nil {
 		if err := m.opts.Publisher.Publish(ctx, topic, payload, qos, retain); err != nil {
-			return fmt.Errorf("rules: publish %q: %w", topic, err)
+			err = fmt.Errorf("rules: publish %q: %w", topic, err)
+			if errors.Is(err, broker.ErrServerClosed) || errors.Is(err, broker.ErrInvalidTopic) || errors.Is(err, broker.ErrInvalidQoS) {
+				return action.Permanent(err) // retrying cannot help
+			}
+			return err
 		}
 	}
 	now := m.opts.Now()
@@ -633,6 +640,7 @@ func (m *Manager) publish(ctx context.Context, topic string, payload []byte, qos
 		return nil
 	}
 	sm := &stream.Message{Topic: topic, Payload: payload, ClientID: clientID, QoS: qos, Received: now}
+	sm.Prepare()
 	m.dispatch(sm, hops, fromRule)
 	return nil
 }

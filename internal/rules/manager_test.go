@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,4 +326,73 @@ func TestApplyFileIdempotent(t *testing.T) {
 	if _, err := m.Apply(ctx, defs); !errors.Is(err, ErrInvalid) || len(m.List(ctx)) != 2 {
 		t.Fatalf("apply with a broken rule: %v (%d rules)", err, len(m.List(ctx)))
 	}
+}
+
+// TestActionFailureReachesErrorAction: a webhook that never recovers is
+// retried, then every row goes to the error action with its failures; a
+// webhook that recovers loses nothing.
+func TestActionFailureReachesErrorAction(t *testing.T) {
+	col := newCollector(t)
+	var calls, okCalls atomic.Int64
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/down" || calls.Add(1) <= 4 {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		okCalls.Add(1)
+	}))
+	defer flaky.Close()
+	m := newManager(t, openDB(t, t.TempDir()), Options{})
+	ctx := context.Background()
+	fast := action.Duration(time.Millisecond)
+	if _, err := m.Create(ctx, Rule{Name: "w", SQL: "SELECT v FROM 'x/#'", Enabled: true,
+		Actions: []action.Spec{
+			{Type: "webhook", URL: flaky.URL + "/down", MaxRetries: 2, RetryBackoff: fast},
+			{Type: "webhook", URL: flaky.URL + "/flaky", MaxRetries: 10, RetryBackoff: fast},
+		},
+		ErrorAction: &action.Spec{Type: "webhook", URL: col.srv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m.OnPublish(ctx, []*broker.Message{msg("x/1", fmt.Sprintf(`{"v":%d}`, i))})
+	}
+	eventually(t, func() bool { return len(col.got()) == 3 && okCalls.Load() == 3 }, "3 error reports and 3 recovered deliveries")
+	for _, b := range col.got() {
+		fs, _ := b["failures"].([]any)
+		if len(fs) != 1 {
+			t.Fatalf("error report %v", b)
+		}
+		f := fs[0].(map[string]any)
+		if f["action"] != "webhook#0" || f["attempts"] != 3.0 || !strings.Contains(f["error"].(string), "503") || b["payload"] == "" {
+			t.Fatalf("failure %v", b)
+		}
+	}
+	st, _ := m.Stats(ctx, "w")
+	if st.Actions[0].Failed != 3 || st.Actions[1].Delivered != 3 || st.Actions[1].Failed != 0 || st.Actions[1].Retried == 0 {
+		t.Fatalf("action stats %+v", st.Actions)
+	}
+}
+
+// TestIdleWindowClosesOnTick: a device that goes quiet still gets its last
+// window, closed by the manager's tick on processing time.
+func TestIdleWindowClosesOnTick(t *testing.T) {
+	col := newCollector(t)
+	m := newManager(t, openDB(t, t.TempDir()), Options{IdleTimeout: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := m.Create(ctx, Rule{Name: "idle", SQL: windowSQL, Enabled: true, Actions: []action.Spec{{Type: "webhook", URL: col.srv.URL}}}); err != nil {
+		t.Fatal(err)
+	}
+	m.OnPublish(ctx, []*broker.Message{msg("devices/d9/telemetry", fmt.Sprintf(`{"t": 5, "timestamp": %q}`, at(1)))})
+	eventually(t, func() bool { return len(col.got()) == 1 }, "window closed by idle tick")
+	if b := col.got()[0]; b["device"] != "d9" || b["n"] != 1.0 || b["avg_t"] != 5.0 {
+		t.Fatalf("window %v", b)
+	}
+	st, _ := m.Stats(ctx, "idle")
+	if st.Passed != 1 || st.LatencyP50 <= 0 || st.LatencyP99 < st.LatencyP50 {
+		t.Fatalf("stats %+v", st)
+	}
+	eventually(t, func() bool {
+		st, _ := m.Stats(ctx, "idle")
+		return st.Engine != nil && st.Engine.Matched == 1
+	}, "engine counters published by the rule's goroutine")
 }

@@ -189,7 +189,7 @@ func TestValidate(t *testing.T) {
 		{Type: "amqp", URL: "amqp://x"},
 		{Type: "nats", URL: "nats://x"},
 		{Type: "postgres", URL: "postgres://x", Table: "t"},
-		{Type: "archive", URL: "/tmp/x"},
+		{Type: "archive", URL: "/srv/archive"},
 		{Type: "tsdb"},                  // no PointWriter
 		{Type: "republish", Topic: "a"}, // no Republisher
 		{Type: "webhook", URL: "http://x", Body: "${unclosed"},
@@ -432,4 +432,37 @@ func TestPostgresBatchedInsert(t *testing.T) {
 	if fl := bf.get()[0]; fl.Attempts != 1 {
 		t.Fatalf("failure %+v, want no retries", fl)
 	}
+}
+
+// TestAMQPReconnects: when the connection to RabbitMQ breaks, the next
+// batch fails, is retried on a new connection and arrives.
+func TestAMQPReconnects(t *testing.T) {
+	url := testenv.Service(t, testenv.AMQP)
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := unique("ew_reconnect")
+	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer ch.QueueDelete(q, false, false, false)
+	a, f := start(t, Spec{Type: "amqp", URL: url, RoutingKey: q, RetryBackoff: Duration(time.Millisecond)}, Options{})
+	do(t, a, output("d1", 1, time.Unix(1, 0)))
+	eventually(t, func() bool { return a.Stats().Delivered == 1 }, "first delivery")
+	s := a.r.sink.(*amqpSink)
+	s.mu.Lock()
+	s.conn.Close() // the broker connection drops
+	s.mu.Unlock()
+	do(t, a, output("d2", 2, time.Unix(1, 0)))
+	eventually(t, func() bool { return a.Stats().Delivered == 2 }, "delivery after reconnect (failures %v)", f.get())
+	eventually(t, func() bool {
+		qi, err := ch.QueueDeclarePassive(q, false, true, false, false, nil)
+		return err == nil && qi.Messages == 2
+	}, "both messages in the queue")
 }

@@ -14,7 +14,7 @@ import (
 // panicking.
 func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"type":"webhook","url":"http://h/${device}","headers":{"X":"${temp}"},"timeout":"2s"}`))
-	f.Add([]byte(`{"type":"archive","url":"file:///tmp/x","prefix":"p","max_age":"1m","max_bytes":10}`))
+	f.Add([]byte(`{"type":"archive","url":"file:///srv/archive","prefix":"p","max_age":"1m","max_bytes":10}`))
 	f.Add([]byte(`{"type":"postgres","url":"postgres://h/db","table":"s.t","columns":{"a":"${device}","b":"x${temp}"}}`))
 	f.Add([]byte(`{"type":"amqp","url":"amqp://h","exchange":"e","routing_key":"k.${device}","body":"${temp * 2}"}`))
 	f.Add([]byte(`{"type":"nats","url":"nats://h","subject":"${upper(device)}","jetstream":true,"retry_backoff":5}`))
