@@ -52,15 +52,16 @@
 //	Dir/blocks/<partition start, unix ns>/<seq>.blk   immutable blocks
 //
 // WAL record: u32 length, u32 CRC32-C of the payload, payload. A payload is
-// one batch: uvarint point count, then per point: string measurement,
-// uvarint tag count, tag key/value strings, varint time, uvarint field
-// count, per field string key, type byte (1 float, 2 integer, 3 unsigned,
-// 4 boolean, 5 string) and value (8-byte float bits, varint, uvarint, one
-// byte, string). Strings are uvarint length + bytes. On Open the newest
-// checkpoint and then every newer segment are replayed; at the first torn
-// or corrupt record (short read, bad length, CRC mismatch, undecodable
-// payload) the file is truncated there, a warning is logged, and replay
-// continues with the next file. New writes always go to a fresh segment.
+// one batch (format 2, see appendPoints): a 0x00 0x02 marker, the batch's
+// series (measurement and tags) and field names once each, then per point
+// a series index, varint time and per field a name index, type byte (1
+// float, 2 integer, 3 unsigned, 4 boolean, 5 string) and value. Format 1
+// payloads of earlier versions (every point spelled out) still replay. On
+// Open the newest checkpoint and then every newer segment are replayed; at
+// the first torn or corrupt record (short read, bad length, CRC mismatch,
+// undecodable payload) the file is truncated there, a warning is logged,
+// and replay continues with the next file. New writes always go to a fresh
+// segment.
 //
 // Checkpointing: a flush first cuts the WAL (inside the writer goroutine,
 // so segments <= N hold exactly what was applied before the partitions
@@ -100,10 +101,28 @@
 // on Open from the block indexes and the WAL; ids are process-local. A
 // block that fails its checks on Open is logged and skipped, left in place.
 //
+// # Databases, compaction, retention, deletes, rollups
+//
+// A Catalog holds named databases (Dir/databases/<name>, catalog.json),
+// each a DB with its own retention; it moves the single-database layout of
+// earlier versions into the default database. Compact merges the blocks
+// of a partition into one (newest wins, deleted samples dropped); the
+// background goroutine runs it every CompactInterval. Retention drops whole
+// partitions. Delete records a tombstone (tombstones.json) that masks older
+// blocks at query time until compaction. Rollups keep per-window
+// mean/min/max/count of a database in another, recomputed per flushed
+// partition. Blocks leaving the block list are closed when the last query
+// that planned with them ends. OutOfOrderWindow, retention and MaxSeries
+// refuse points with ErrOutOfWindow and ErrSeriesLimit; WritePartial
+// stores the rest. docs/storage.md is the user-facing description.
+//
 // # Queries
 //
 // Query selects a measurement, tag equality matchers (an empty value
-// matches series without the tag), one or all fields and [Start, End).
+// matches series without the tag) and Matchers (=, !=, =~, !~; regexps
+// unanchored as in InfluxQL), one, several or all fields and [Start, End);
+// Desc returns newest first and MaxSamples bounds the samples a query may
+// materialise (ErrQueryLimit).
 // Every > 0 aggregates with Flux aggregateWindow semantics: windows
 // [k*Every, (k+1)*Every) aligned to the epoch, each output labelled with
 // its stop time clipped to End, empty windows omitted. mean yields floats,

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Tag is one key/value pair identifying a series.
@@ -161,42 +162,75 @@ func checkFields(fields []Field) error {
 	return nil
 }
 
-// appendPoints encodes points as one WAL record payload:
+// appendPoints encodes points as one WAL record payload (format 2):
 //
-//	uvarint n; n times: string measurement, uvarint ntags, (string key,
-//	string value)*, varint time, uvarint nfields, (string key, byte type,
-//	value)* where value is 8 bytes (float), varint (integer), uvarint
-//	(unsigned), byte (boolean) or string; string = uvarint length + bytes.
+//	uvarint 0, byte 2 (format marker; format 1 payloads start with a
+//	non-zero point count), uvarint nseries, per series: string
+//	measurement, uvarint ntags, (string key, string value)*; uvarint
+//	nnames, string field name*; uvarint n; n times: uvarint series index,
+//	varint time, uvarint nfields, (uvarint name index, byte type, value)*
+//	where value is 8 bytes (float), varint (integer), uvarint (unsigned),
+//	byte (boolean) or string; string = uvarint length + bytes.
+//
+// Series and field names are written once per record: points sharing a
+// series key string (as the batch preparer arranges) share the entry.
 func appendPoints(dst []byte, pts []preparedPoint) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(pts)))
+	seriesIdx := make(map[*byte]int)
+	nameIdx := make(map[string]int)
+	var series []*preparedPoint
+	var names []string
+	body := make([]byte, 0, 24*len(pts))
+	body = binary.AppendUvarint(body, uint64(len(pts)))
 	for i := range pts {
 		p := &pts[i]
+		k := unsafe.StringData(p.key)
+		si, ok := seriesIdx[k]
+		if !ok {
+			si = len(series)
+			seriesIdx[k] = si
+			series = append(series, p)
+		}
+		body = binary.AppendUvarint(body, uint64(si))
+		body = binary.AppendVarint(body, p.Time)
+		body = binary.AppendUvarint(body, uint64(len(p.Fields)))
+		for _, f := range p.Fields {
+			ni, ok := nameIdx[f.Key]
+			if !ok {
+				ni = len(names)
+				nameIdx[f.Key] = ni
+				names = append(names, f.Key)
+			}
+			body = binary.AppendUvarint(body, uint64(ni))
+			body = append(body, byte(f.Value.typ))
+			switch f.Value.typ {
+			case Float:
+				body = binary.LittleEndian.AppendUint64(body, f.Value.n)
+			case Integer:
+				body = binary.AppendVarint(body, int64(f.Value.n))
+			case Unsigned:
+				body = binary.AppendUvarint(body, f.Value.n)
+			case Boolean:
+				body = append(body, byte(f.Value.n))
+			case String:
+				body = appendString(body, f.Value.s)
+			}
+		}
+	}
+	dst = append(dst, 0, 2)
+	dst = binary.AppendUvarint(dst, uint64(len(series)))
+	for _, p := range series {
 		dst = appendString(dst, p.Measurement)
 		dst = binary.AppendUvarint(dst, uint64(len(p.Tags)))
 		for _, t := range p.Tags {
 			dst = appendString(dst, t.Key)
 			dst = appendString(dst, t.Value)
 		}
-		dst = binary.AppendVarint(dst, p.Time)
-		dst = binary.AppendUvarint(dst, uint64(len(p.Fields)))
-		for _, f := range p.Fields {
-			dst = appendString(dst, f.Key)
-			dst = append(dst, byte(f.Value.typ))
-			switch f.Value.typ {
-			case Float:
-				dst = binary.LittleEndian.AppendUint64(dst, f.Value.n)
-			case Integer:
-				dst = binary.AppendVarint(dst, int64(f.Value.n))
-			case Unsigned:
-				dst = binary.AppendUvarint(dst, f.Value.n)
-			case Boolean:
-				dst = append(dst, byte(f.Value.n))
-			case String:
-				dst = appendString(dst, f.Value.s)
-			}
-		}
 	}
-	return dst
+	dst = binary.AppendUvarint(dst, uint64(len(names)))
+	for _, n := range names {
+		dst = appendString(dst, n)
+	}
+	return append(dst, body...)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -294,6 +328,100 @@ func (d *decoder) count(min int) int {
 // points are re-validated, so a record that passes the CRC but carries
 // invalid points is reported as corrupt.
 func decodePoints(b []byte) ([]preparedPoint, error) {
+	if len(b) >= 2 && b[0] == 0 && b[1] == 2 {
+		return decodePoints2(b[2:])
+	}
+	return decodePoints1(b)
+}
+
+// decodePoints2 decodes a format 2 payload (after the marker).
+func decodePoints2(b []byte) ([]preparedPoint, error) {
+	d := decoder{b: b}
+	ns := d.count(2)
+	series := make([]preparedPoint, 0, ns)
+	for i := 0; i < ns && d.err == nil; i++ {
+		var p Point
+		p.Measurement = d.string()
+		nt := d.count(2)
+		if nt > 0 {
+			p.Tags = make([]Tag, nt)
+			for j := range p.Tags {
+				p.Tags[j] = Tag{Key: d.string(), Value: d.string()}
+			}
+		}
+		if d.err != nil {
+			break
+		}
+		p.Fields = []Field{{Key: "x", Value: BoolValue(true)}} // placeholder for validation
+		pp, err := prepare(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: series %d: %v", ErrCorrupt, i, err)
+		}
+		series = append(series, pp)
+	}
+	nn := d.count(1)
+	names := make([]string, 0, nn)
+	for i := 0; i < nn && d.err == nil; i++ {
+		names = append(names, d.string())
+	}
+	n := d.count(3)
+	pts := make([]preparedPoint, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		si := d.uvarint()
+		if si >= uint64(len(series)) {
+			d.fail("series index")
+			break
+		}
+		pp := series[si]
+		pp.Time = d.varint()
+		nf := d.count(3)
+		pp.Fields = make([]Field, nf)
+		for j := range pp.Fields {
+			ni := d.uvarint()
+			if ni >= uint64(len(names)) {
+				d.fail("field name index")
+				break
+			}
+			pp.Fields[j] = Field{Key: names[ni], Value: d.value()}
+		}
+		if d.err != nil {
+			break
+		}
+		if err := checkFields(pp.Fields); err != nil {
+			return nil, fmt.Errorf("%w: point %d: %v", ErrCorrupt, i, err)
+		}
+		pts = append(pts, pp)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes in record", ErrCorrupt, len(d.b))
+	}
+	return pts, nil
+}
+
+// value reads a type byte and a value.
+func (d *decoder) value() Value {
+	switch ValueType(d.byte()) {
+	case Float:
+		return Value{typ: Float, n: d.u64()}
+	case Integer:
+		return IntValue(d.varint())
+	case Unsigned:
+		return UintValue(d.uvarint())
+	case Boolean:
+		return BoolValue(d.byte() != 0)
+	case String:
+		return StringValue(d.string())
+	}
+	d.fail("value type")
+	return Value{}
+}
+
+// decodePoints1 decodes a format 1 payload (WALs of earlier versions):
+// per point the measurement, tags and field names in full.
+func decodePoints1(b []byte) ([]preparedPoint, error) {
 	d := decoder{b: b}
 	n := d.count(4)
 	pts := make([]preparedPoint, 0, n)
