@@ -103,7 +103,12 @@ func (d dbStore) Read(ctx context.Context, r influxql.ReadRequest) ([]tsdb.Serie
 	if len(q.Fields) == 0 {
 		q.Fields = nil
 	}
-	out, err := d.db.Query(ctx, q)
+	var out []tsdb.Series
+	if q.Desc && q.Every == 0 {
+		out, err = d.db.QueryNewest(ctx, q) // reads only the newest runs
+	} else {
+		out, err = d.db.Query(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
