@@ -59,7 +59,9 @@ type dbStore struct {
 
 func (d dbStore) Measurements(ctx context.Context) ([]string, error) { return d.db.Measurements(ctx) }
 
-func (d dbStore) TagKeys(ctx context.Context, m string) ([]string, error) { return d.db.TagKeys(ctx, m) }
+func (d dbStore) TagKeys(ctx context.Context, m string) ([]string, error) {
+	return d.db.TagKeys(ctx, m)
+}
 
 func (d dbStore) FieldKeys(ctx context.Context, m string) ([]influxql.FieldKey, error) {
 	fis, err := d.db.FieldKeys(ctx, m)
