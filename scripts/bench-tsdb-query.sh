@@ -11,7 +11,7 @@
 # repo), influxd on PATH, python3, and bin/edgewise (make build).
 #
 # Knobs: SCALE (trucks, default 100), QUERIES (per type, default 20),
-# START/END (data range, default one day), INFLUX_PORT (18096),
+# START/END (data range, default two days: long-daily-sessions needs more than 24h), INFLUX_PORT (18096),
 # EW_PORT (18196), KEEP=1 keeps the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 SCALE=${SCALE:-100}
 QUERIES=${QUERIES:-20}
 START=${START:-2016-01-01T00:00:00Z}
-END=${END:-2016-01-02T00:00:00Z}
+END=${END:-2016-01-03T00:00:00Z}
 INFLUX_PORT=${INFLUX_PORT:-18096}
 EW_PORT=${EW_PORT:-18196}
 TYPES="single-last-loc last-loc low-fuel high-load stationary-trucks long-driving-sessions long-daily-sessions
@@ -131,11 +131,12 @@ obj, _ = json.JSONDecoder().raw_decode(text[text.find("{"):])
 sys.stdout.write(obj["influxql"])' >"$qf.txt" 2>/dev/null || true
 	for port in "$INFLUX_PORT" "$EW_PORT"; do
 		taskset -c 1 "$TSBS_BIN/tsbs_run_queries_influx" --file="$qf" --urls="http://127.0.0.1:$port" --db-name=benchmark \
-			--workers=1 --print-interval=0 --burn-in=1 --max-queries="$QUERIES" --results-file="$qf.$port.json" >"$qf.$port.out" 2>&1
+			--workers=1 --print-interval=0 --burn-in=1 --max-queries="$QUERIES" --results-file="$qf.$port.json" >"$qf.$port.out" 2>&1 ||
+			echo "tsbs_run_queries_influx failed on port $port for $t, see $qf.$port.out" >&2
 	done
-	read -r i50 i95 < <(latency "$qf.$INFLUX_PORT.json")
-	read -r e50 e95 < <(latency "$qf.$EW_PORT.json")
-	same=$( [ -s "$qf.txt" ] && compare "$qf" || echo "n/a")
-	ratio=$(python3 -c "print('%.1fx' % ($i50 / max($e50, 0.001)))")
+	read -r i50 i95 < <(latency "$qf.$INFLUX_PORT.json" 2>/dev/null || echo "nan nan")
+	read -r e50 e95 < <(latency "$qf.$EW_PORT.json" 2>/dev/null || echo "nan nan")
+	same=$( [ -s "$qf.txt" ] && compare "$qf" 2>/dev/null || echo "n/a")
+	ratio=$(python3 -c "print('%.1fx' % (float('$i50') / max(float('$e50'), 0.001)))")
 	echo "| $t | $i50 ms | $i95 ms | $e50 ms | $e95 ms | $ratio | $same |"
 done

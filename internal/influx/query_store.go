@@ -59,7 +59,9 @@ type dbStore struct {
 
 func (d dbStore) Measurements(ctx context.Context) ([]string, error) { return d.db.Measurements(ctx) }
 
-func (d dbStore) TagKeys(ctx context.Context, m string) ([]string, error) { return d.db.TagKeys(ctx, m) }
+func (d dbStore) TagKeys(ctx context.Context, m string) ([]string, error) {
+	return d.db.TagKeys(ctx, m)
+}
 
 func (d dbStore) FieldKeys(ctx context.Context, m string) ([]influxql.FieldKey, error) {
 	fis, err := d.db.FieldKeys(ctx, m)
@@ -103,7 +105,12 @@ func (d dbStore) Read(ctx context.Context, r influxql.ReadRequest) ([]tsdb.Serie
 	if len(q.Fields) == 0 {
 		q.Fields = nil
 	}
-	out, err := d.db.Query(ctx, q)
+	var out []tsdb.Series
+	if q.Desc && q.Every == 0 {
+		out, err = d.db.QueryNewest(ctx, q) // reads only the newest runs
+	} else {
+		out, err = d.db.Query(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}

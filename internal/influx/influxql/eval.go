@@ -253,19 +253,19 @@ var transformFns = map[string]bool{"difference": true, "non_negative_difference"
 
 // acc accumulates one aggregate over one window.
 type acc struct {
-	n              int64 // non-null values
-	nn             int64 // numeric values
-	sumF           float64
-	sumI           int64
-	sumU           uint64
-	typ            tsdb.ValueType // type of the first numeric value seen (sum keeps integers)
-	mixed          bool
-	min, max       tsdb.Value
-	minT, maxT     int64
-	first, last    tsdb.Value
-	firstT, lastT  int64
-	vals           []float64 // median, percentile, stddev, mode
-	keepVals       bool
+	n             int64 // non-null values
+	nn            int64 // numeric values
+	sumF          float64
+	sumI          int64
+	sumU          uint64
+	typ           tsdb.ValueType // type of the first numeric value seen (sum keeps integers)
+	mixed         bool
+	min, max      tsdb.Value
+	minT, maxT    int64
+	first, last   tsdb.Value
+	firstT, lastT int64
+	vals          []float64 // median, percentile, stddev, mode
+	keepVals      bool
 }
 
 // add folds one raw value at time t.

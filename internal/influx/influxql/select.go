@@ -1075,8 +1075,14 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 		req.End = tr.end
 	}
 	st := pl.st
-	if !pl.isAgg && pl.rowCond == nil && !pl.hasTransform && st.Limit > 0 {
-		req.Limit, req.Desc = st.Limit+st.OffsetRows, st.Desc
+	if !pl.isAgg && !pl.hasTransform && st.Limit > 0 {
+		if pl.rowCond == nil {
+			req.Limit, req.Desc = st.Limit+st.OffsetRows, st.Desc
+		} else if frames, ok, err := e.readDeepening(ctx, pl, db, req, bud); err != nil {
+			return nil, err
+		} else if ok {
+			return e.runFrames(ctx, pl, frames, tr, bud)
+		}
 	}
 	series, err := db.Read(ctx, req)
 	if err != nil {
@@ -1087,6 +1093,86 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 		return nil, err
 	}
 	return e.runFrames(ctx, pl, frames, tr, bud)
+}
+
+// readDeepening serves LIMIT with a field predicate without reading the
+// whole range: it reads the first (or, for DESC, the last) n samples of
+// each series field, n growing 8x per round, until every series either
+// has enough rows passing the predicate within its first n rows (the only
+// rows that are complete when each field was cut at n) or was exhausted.
+// ok is false when the rounds end without an answer (read everything).
+func (e *Executor) readDeepening(ctx context.Context, pl *plan, db Database, req ReadRequest, bud *budget) ([]*frame, bool, error) {
+	need := pl.st.Limit + pl.st.OffsetRows
+	for n := max(1024, need); n <= 1<<20; n *= 8 {
+		req.Limit, req.Desc = n, pl.st.Desc
+		series, err := db.Read(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		cut := map[string]bool{}
+		for _, s := range series {
+			if len(s.Samples) >= n {
+				cut[tagsKey(s.Tags)] = true
+			}
+		}
+		frames, err := joinSeries(req.Measurement, series, pl.usedIdx, &budget{})
+		if err != nil {
+			return nil, false, err
+		}
+		done := true
+		for _, f := range frames {
+			if !cut[tagsKey(f.tags)] || !pl.seriesOK(f.tags) {
+				continue
+			}
+			// Keep the n rows nearest the start of the scan: those are complete.
+			if len(f.times) > n {
+				lo, hi := 0, n
+				if pl.st.Desc {
+					lo, hi = len(f.times)-n, len(f.times)
+				}
+				f.times = f.times[lo:hi]
+				for c := range f.cols {
+					f.cols[c] = f.cols[c][lo:hi]
+				}
+			}
+			if pl.passing(f, need) < need {
+				done = false
+				break
+			}
+		}
+		if done {
+			for _, f := range frames {
+				if err := bud.add(len(f.times) * max(len(f.cols), 1)); err != nil {
+					return nil, false, err
+				}
+			}
+			return frames, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// passing counts, up to need, the rows of f that pass WHERE and have a
+// non-null field column.
+func (pl *plan) passing(f *frame, need int) int {
+	c := &evalCtx{f: f}
+	n := 0
+	for i := range f.times {
+		c.i = i
+		if pl.rowCond != nil && !truthy(pl.rowCond(c)) {
+			continue
+		}
+		for _, col := range pl.cols {
+			if !col.tagOnly && !isNull(col.eval(c)) {
+				n++
+				break
+			}
+		}
+		if n >= need {
+			break
+		}
+	}
+	return n
 }
 
 // joinSeries turns per-field series into frames, one per tag set, with

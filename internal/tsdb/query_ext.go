@@ -1,0 +1,75 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// QueryNewest answers a raw query for the newest q.Limit samples of each
+// series field (q.Desc is implied; q.Every must be 0). Unlike Query with
+// Desc, which reads the whole range before keeping the newest, it loads
+// the runs of block chunks and head samples from the newest backwards and
+// stops once it has Limit samples, so "latest point" queries cost about
+// one chunk per series field. Samples are returned newest first.
+func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
+	if q.Limit <= 0 || q.Every != 0 {
+		return nil, fmt.Errorf("%w: QueryNewest needs a raw query with a positive Limit", ErrInvalidQuery)
+	}
+	q.Desc = false
+	if err := q.validate(); err != nil {
+		return nil, err
+	}
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	ms, err := compileMatchers(q.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	q.Matchers = ms
+	if q.MaxSamples <= 0 {
+		q.MaxSamples = db.opts.MaxQuerySamples
+	}
+	plans, err := db.plan(&q)
+	if err != nil {
+		return nil, err
+	}
+	b := budget{max: q.MaxSamples}
+	for i := range plans {
+		for _, s := range plans[i].sources {
+			if err := b.take(len(s.samples)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]Series, 0, len(plans))
+	for i := range plans {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := &plans[i]
+		runs := groupSources(p.sources)
+		var samples []Sample
+		for r := len(runs) - 1; r >= 0 && len(samples) < q.Limit; r-- {
+			smp, err := load(runs[r], p.typ, q.Start, q.End, &b)
+			if err != nil {
+				if errors.Is(err, ErrQueryLimit) {
+					return nil, err
+				}
+				return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
+			}
+			for j := len(smp) - 1; j >= 0 && len(samples) < q.Limit; j-- {
+				samples = append(samples, smp[j])
+			}
+		}
+		if len(samples) == 0 {
+			continue
+		}
+		out = append(out, Series{Measurement: p.s.measurement, Tags: p.s.tags, Field: p.field, Samples: slices.Clip(samples)})
+	}
+	return out, nil
+}
