@@ -110,14 +110,20 @@ start_ew() {
 	ew_pid=$!
 	wait_port "$EW_PORT"
 }
-stop_ew() { [ -n "$ew_pid" ] && kill "$ew_pid" 2>/dev/null && wait "$ew_pid" 2>/dev/null; ew_pid=""; rm -rf "$data"; }
+stop_ew() { [ -n "$ew_pid" ] && stop_pid "$ew_pid"; ew_pid=""; rm -rf "$data"; }
 start_mochi() {
 	# mochi logs every client EOF as a warning.
 	taskset -c 0 "$work/mochi-broker" --addr "127.0.0.1:${MOCHI_PORT}" 2>>"$OUT/mochi.log" &
 	mochi_pid=$!
 	wait_port "$MOCHI_PORT"
 }
-stop_mochi() { [ -n "$mochi_pid" ] && kill "$mochi_pid" 2>/dev/null && wait "$mochi_pid" 2>/dev/null; mochi_pid=""; }
+stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s (mochi's Close can hang)
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+stop_mochi() { [ -n "$mochi_pid" ] && stop_pid "$mochi_pid"; mochi_pid=""; }
 
 mosq_pid=$(pgrep -x mosquitto | head -1 || true)
 mosq_mask=""

@@ -128,7 +128,7 @@ type BenchResult struct {
 	// when backlog makes open-loop latency exceed the run (a broker that
 	// pushes back on publishers may then have stamped nothing inside it).
 	ArrivedRate float64 `json:"arrived_per_sec"`
-	Acked        uint64  `json:"acked,omitempty"` // QoS 1 PUBACKs for measured messages
+	Acked       uint64  `json:"acked,omitempty"` // QoS 1 PUBACKs for measured messages
 
 	Latency    Latency  `json:"latency"`               // publish to delivery
 	AckLatency *Latency `json:"ack_latency,omitempty"` // QoS 1 publish to PUBACK
