@@ -110,14 +110,20 @@ start_ew() {
 	ew_pid=$!
 	wait_port "$EW_PORT"
 }
-stop_ew() { [ -n "$ew_pid" ] && kill "$ew_pid" 2>/dev/null && wait "$ew_pid" 2>/dev/null; ew_pid=""; rm -rf "$data"; }
+stop_ew() { [ -n "$ew_pid" ] && stop_pid "$ew_pid"; ew_pid=""; rm -rf "$data"; }
 start_mochi() {
 	# mochi logs every client EOF as a warning.
 	taskset -c 0 "$work/mochi-broker" --addr "127.0.0.1:${MOCHI_PORT}" 2>>"$OUT/mochi.log" &
 	mochi_pid=$!
 	wait_port "$MOCHI_PORT"
 }
-stop_mochi() { [ -n "$mochi_pid" ] && kill "$mochi_pid" 2>/dev/null && wait "$mochi_pid" 2>/dev/null; mochi_pid=""; }
+stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s (mochi's Close can hang)
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+stop_mochi() { [ -n "$mochi_pid" ] && stop_pid "$mochi_pid"; mochi_pid=""; }
 
 mosq_pid=$(pgrep -x mosquitto | head -1 || true)
 mosq_mask=""
@@ -218,10 +224,12 @@ def ratio(a, b):
     return "–" if not a or not b else f"{a / b:.2f}x"
 tp = [c for c in cases if not c.startswith(("idle", "slow"))]
 if tp:
-    print("| case | Mosquitto msg/s | Edgewise msg/s | mochi msg/s | E/M | E/mochi | p50 / p99 ms M · E · mochi | lost % M · E · mochi |")
+    print("| case | Mosquitto delivered msg/s | Edgewise delivered msg/s | mochi delivered msg/s | E/M | E/mochi | p50 / p99 ms M · E · mochi | lost % M · E · mochi |")
     print("|---|---:|---:|---:|---:|---:|---|---|")
     for c in tp:
-        rate = {t: med(c, t, lambda r: r.get("received_per_sec")) for t in targets}
+        # Delivered by arrival time in the period: a broker that pushes back
+        # on publishers may have stamped little inside it (see the loss).
+        rate = {t: med(c, t, lambda r: r.get("arrived_per_sec", r.get("received_per_sec"))) for t in targets}
         p = " · ".join(f"{fmt(med(c, t, lat('latency', 'p50_ns')), 2)} / {fmt(med(c, t, lat('latency', 'p99_ns')), 2)}" for t in targets)
         lost = " · ".join(fmt(med(c, t, lambda r: 100 * r.get("lost", 0) / max(r.get("expected", 1), 1)), 1) for t in targets)
         print(f"| {c} | {fmt(rate['Mosquitto'])} | {fmt(rate['Edgewise'])} | {fmt(rate['mochi'])} | "
@@ -237,7 +245,7 @@ if idle:
         for t in targets:
             print(f"| {c[5:]} | {t} | {fmt(med(c, t, lambda r: r.get('connects_per_sec')))} | "
                   f"{fmt(med(c, t, lat('connect_latency', 'p50_ns')), 2)} / {fmt(med(c, t, lat('connect_latency', 'p99_ns')), 2)} | "
-                  f"{fmt(med(c, t, lambda r: r.get('rss_per_conn_bytes', 0) / 1024 if r.get('rss_per_conn_bytes') else None), 2)} | "
+                  f"{fmt(med(c, t, lambda r: (r['target_rss_after_bytes'] - r['target_rss_before_bytes']) / max(r.get('held') or 1, 1) / 1024 if r.get('target_rss_after_bytes') else None), 2)} | "
                   f"{fmt(med(c, t, lambda r: r.get('held')))} |")
 slow = [c for c in cases if c.startswith("slow")]
 if slow:

@@ -123,7 +123,12 @@ type BenchResult struct {
 	Lost         int64   `json:"lost"`     // Expected - Received (negative: duplicates)
 	SentRate     float64 `json:"sent_per_sec"`
 	ReceivedRate float64 `json:"received_per_sec"`
-	Acked        uint64  `json:"acked,omitempty"` // QoS 1 PUBACKs for measured messages
+	// ArrivedRate counts deliveries by arrival time inside the measured
+	// period, whenever they were sent: the broker's delivery capacity even
+	// when backlog makes open-loop latency exceed the run (a broker that
+	// pushes back on publishers may then have stamped nothing inside it).
+	ArrivedRate float64 `json:"arrived_per_sec"`
+	Acked       uint64  `json:"acked,omitempty"` // QoS 1 PUBACKs for measured messages
 
 	Latency    Latency  `json:"latency"`               // publish to delivery
 	AckLatency *Latency `json:"ack_latency,omitempty"` // QoS 1 publish to PUBACK
@@ -391,6 +396,7 @@ func forEach(ctx context.Context, n, limit int, fn func(ctx context.Context, i i
 type subscriber struct {
 	c        *rawConn
 	received atomic.Uint64 // messages stamped inside the window
+	arrived  atomic.Uint64 // messages arriving inside the window, whenever stamped
 	hist     Histogram     // owned by the reader goroutine
 }
 
@@ -426,6 +432,9 @@ func (s *subscriber) run(win *window, stopping *atomic.Bool, errs *errorLog) {
 			return
 		}
 		now := time.Now().UnixNano()
+		if win.contains(now) {
+			s.arrived.Add(1)
+		}
 		if sent, ok := Stamp(p.Payload); ok && win.contains(sent) {
 			s.received.Add(1)
 			s.hist.Record(now - sent)
@@ -781,6 +790,11 @@ func runPubSubBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	if secs := res.Elapsed.Seconds(); secs > 0 {
 		res.SentRate = float64(sent) / secs
 		res.ReceivedRate = float64(res.Received) / secs
+		var arrived uint64
+		for _, s := range subs {
+			arrived += s.arrived.Load()
+		}
+		res.ArrivedRate = float64(arrived) / secs
 	}
 	res.Latency = lat.Summary()
 	if o.QoS == 1 {

@@ -47,6 +47,10 @@ func checkSane(t *testing.T, r *BenchResult) {
 	if r.Received > r.Expected {
 		t.Errorf("received %d more than expected %d", r.Received, r.Expected)
 	}
+	if r.TargetRate > 0 && r.Received > 0 && (r.ArrivedRate < 0.5*r.ReceivedRate || r.ArrivedRate > 1.5*r.ReceivedRate) {
+		// Paced and light: arrivals in the period track what was sent in it.
+		t.Errorf("arrivals %.0f/s far from receptions %.0f/s at a paced load", r.ArrivedRate, r.ReceivedRate)
+	}
 	if r.Latency.Count != r.Received {
 		t.Errorf("latency samples %d != received %d", r.Latency.Count, r.Received)
 	}

@@ -47,7 +47,7 @@ func (r *BenchResult) WriteText(w io.Writer) error {
 		r.Scenario, r.Addr, ver, r.QoS, r.Size, r.Pubs, r.Subs, r.Fanout, rate)
 	fmt.Fprintf(&b, "measured    %s (after %s warm-up)\n", r.Elapsed.Round(time.Millisecond), r.Warmup)
 	fmt.Fprintf(&b, "sent        %d msgs  %.0f msgs/s\n", r.Sent, r.SentRate)
-	fmt.Fprintf(&b, "received    %d msgs  %.0f msgs/s\n", r.Received, r.ReceivedRate)
+	fmt.Fprintf(&b, "received    %d msgs  %.0f msgs/s  (arrivals in the period: %.0f msgs/s)\n", r.Received, r.ReceivedRate, r.ArrivedRate)
 	lossPct := 0.0
 	if r.Expected > 0 {
 		lossPct = float64(r.Lost) / float64(r.Expected) * 100
