@@ -17,7 +17,7 @@ func TestQoSBothWays(t *testing.T) {
 	for _, qos := range []int{0, 1, 2} {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
 			if qos == 2 && !f.qos2 {
-				t.Skip("needs QoS 2")
+				t.Fatal("the broker does not advertise QoS 2 (Maximum QoS in CONNACK)")
 			}
 			q := strconv.Itoa(qos)
 			n := newNode(t)
@@ -249,7 +249,7 @@ func TestTopicAlias(t *testing.T) {
 	need(t, "mosquitto_sub")
 	e := start(t)
 	if !probe(t, e.tcp).topicAlias {
-		t.Skip("needs topic aliases")
+		t.Fatal("the broker advertises no Topic Alias Maximum")
 	}
 	sub := startSub(t, e, e.tcp, 1, "-t", "alias/#")
 	n := newNode(t)
@@ -277,7 +277,7 @@ func TestSubscriptionIdentifier(t *testing.T) {
 	need(t, "mosquitto_pub", "mosquitto_sub")
 	e := start(t)
 	if !probe(t, e.tcp).subIDs {
-		t.Skip("needs subscription identifiers")
+		t.Fatal("the broker says subscription identifiers are not available")
 	}
 	n := newNode(t)
 	n.connect("mqtt://"+e.tcp, nil)
@@ -294,7 +294,7 @@ func TestSharedSubscription(t *testing.T) {
 	need(t, "mosquitto_pub", "mosquitto_sub")
 	e := start(t)
 	if !probe(t, e.tcp).shared {
-		t.Skip("needs shared subscriptions")
+		t.Fatal("the broker says shared subscriptions are not available")
 	}
 	a := startSub(t, e, e.tcp, 1, "-t", "$share/g/sh/#", "-q", "1")
 	b := startSub(t, e, e.tcp, 1, "-t", "$share/g/sh/#", "-q", "1")

@@ -106,7 +106,7 @@ func TestPersistentSessionSurvivesRestart(t *testing.T) {
 	defer stop()
 	n2 := newNode(t)
 	if n2.connect("mqtt://"+addr, opts)["sessionPresent"] != true {
-		t.Skip("needs persistent sessions across restarts")
+		t.Fatal("session not present after restarting the server on the same data directory")
 	}
 	for i := range 3 {
 		mustEqual(t, "message queued before the restart", n2.message()["payload"], strconv.Itoa(i))
