@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/broker/topics"
 	"github.com/edgewise-iot/edgewise/internal/rules/action"
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
 	rsql "github.com/edgewise-iot/edgewise/internal/rules/sql"
 	"github.com/edgewise-iot/edgewise/internal/rules/stream"
 )
@@ -94,6 +97,14 @@ type Options struct {
 	// CloseTimeout bounds how long Close waits for actions to drain
 	// (default 10s; the caller's context may end it sooner).
 	CloseTimeout time.Duration
+	// SpoolDir, when set, gives durable actions (action.IsDurable) an
+	// on-disk queue in SpoolDir/<rule>/<index>-<type> (error actions:
+	// error-<type>): a QoS 1 message's outputs are on disk before
+	// OnPublish returns, and they leave only once the sink acknowledged
+	// them. Empty keeps every queue in memory. Spool configures the spools
+	// (fsync policy, size limit per action).
+	SpoolDir string
+	Spool    spool.Options
 	Now          func() time.Time
 }
 
@@ -174,7 +185,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Manager, error) {
 }
 
 func (m *Manager) actionOptions() action.Options {
-	o := action.Options{Logger: m.log, Points: m.opts.Points, QueueSize: m.opts.ActionQueueSize}
+	o := action.Options{Logger: m.log, Points: m.opts.Points, QueueSize: m.opts.ActionQueueSize, Spool: m.opts.Spool}
 	if m.opts.Publisher != nil {
 		o.Republisher = m
 	}
@@ -342,6 +353,12 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	cancel()
 	if err := m.store.delete(ctx, name); err != nil {
 		return err
+	}
+	if m.opts.SpoolDir != "" {
+		// Undelivered items of a deleted rule are discarded.
+		if err := os.RemoveAll(filepath.Join(m.opts.SpoolDir, name)); err != nil {
+			m.log.Error("rule spool not removed", "rule", name, "err", err)
+		}
 	}
 	delete(m.rules, name)
 	delete(m.broken, name)
@@ -532,16 +549,21 @@ func (m *Manager) Close(ctx context.Context) error {
 type inMsg struct {
 	m        *stream.Message
 	hops     int
-	fromRule string // the rule whose republish action produced it
+	fromRule string  // the rule whose republish action produced it
+	ack      *waiter // set when the publisher waits for durable actions
 }
 
 // OnPublish gives each message to the rules whose FROM filter matches its
-// topic. It copies what it keeps and never blocks: a rule whose queue is
-// full drops the message and counts it.
-func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
+// topic. It copies what it keeps. A rule whose queue is full drops the
+// message and counts it, except that QoS 1 and 2 messages for rules with
+// durable actions are always taken, and OnPublish returns only once those
+// rules processed them and their outputs are in the actions' spools (so
+// the PUBACK means they are on disk).
+func (m *Manager) OnPublish(ctx context.Context, batch []*broker.Message) error {
 	// Usually a batch matches few rules: group by a linear search rather
 	// than a map.
 	var groups []ruleGroup
+	var w *waiter
 	for _, bm := range batch {
 		var sm *stream.Message
 		m.trie.Match(bm.Topic, func(_ string, rr *runner) bool {
@@ -560,18 +582,29 @@ func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
 				// goroutine, once for every rule it fans out to.
 				sm.Prepare()
 			}
+			im := inMsg{m: sm}
+			if bm.QoS > 0 && len(rr.durable) > 0 {
+				if w == nil {
+					w = newWaiter()
+				}
+				w.add()
+				im.ack = w
+			}
 			for i := range groups {
 				if groups[i].rr == rr {
-					groups[i].msgs = append(groups[i].msgs, inMsg{m: sm})
+					groups[i].msgs = append(groups[i].msgs, im)
 					return true
 				}
 			}
-			groups = append(groups, ruleGroup{rr, []inMsg{{m: sm}}})
+			groups = append(groups, ruleGroup{rr, []inMsg{im}})
 			return true
 		})
 	}
 	for _, g := range groups {
 		g.rr.offer(g.msgs)
+	}
+	if w != nil {
+		return w.wait(ctx)
 	}
 	return nil
 }
@@ -581,8 +614,9 @@ type ruleGroup struct {
 	msgs []inMsg
 }
 
-// dispatch gives one message to the matching rules, except fromRule.
-func (m *Manager) dispatch(sm *stream.Message, hops int, fromRule string) {
+// dispatch gives one message to the matching rules, except fromRule; for
+// QoS 1 it waits like OnPublish.
+func (m *Manager) dispatch(ctx context.Context, sm *stream.Message, hops int, fromRule string) error {
 	var targets []*runner
 	m.trie.Match(sm.Topic, func(_ string, rr *runner) bool {
 		if rr.def.Name == fromRule {
@@ -592,9 +626,24 @@ func (m *Manager) dispatch(sm *stream.Message, hops int, fromRule string) {
 		targets = append(targets, rr)
 		return true
 	})
+	var w *waiter
 	for _, rr := range targets {
-		rr.offer([]inMsg{{m: sm, hops: hops, fromRule: fromRule}})
+		im := inMsg{m: sm, hops: hops, fromRule: fromRule}
+		if sm.QoS > 0 && len(rr.durable) > 0 {
+			if w == nil {
+				w = newWaiter()
+				w.add() // held until every target was offered
+			}
+			w.add()
+			im.ack = w
+		}
+		rr.offer([]inMsg{im})
 	}
+	if w == nil {
+		return nil
+	}
+	w.done(nil)
+	return w.wait(ctx)
 }
 
 // Inject publishes a message that did not come from an MQTT client (an
@@ -641,8 +690,7 @@ func (m *Manager) publish(ctx context.Context, topic string, payload []byte, qos
 	}
 	sm := &stream.Message{Topic: topic, Payload: payload, ClientID: clientID, QoS: qos, Received: now}
 	sm.Prepare()
-	m.dispatch(sm, hops, fromRule)
-	return nil
+	return m.dispatch(ctx, sm, hops, fromRule)
 }
 
 // errorPayload builds the documented error action row.

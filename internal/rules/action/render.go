@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
 	"github.com/edgewise-iot/edgewise/internal/rules/stream"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
@@ -117,7 +118,17 @@ func New(name, rule string, spec Spec, opts Options, fail FailFunc) (*Action, er
 	if fail == nil {
 		fail = func(*Item, Failure) {}
 	}
-	return &Action{spec: spec, r: newRunner(name, spec.Type, s, spec, &opts, fail), render: render}, nil
+	var sp *spool.Spool
+	if opts.SpoolDir != "" && IsDurable(spec) {
+		if opts.Spool.Logger == nil {
+			opts.Spool.Logger = opts.Logger
+		}
+		if sp, err = spool.Open(opts.SpoolDir, opts.Spool); err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("action %s: %w", name, err)
+		}
+	}
+	return &Action{spec: spec, r: newRunner(name, spec.Type, s, spec, &opts, fail, sp), render: render}, nil
 }
 
 // Validate checks spec without starting anything or connecting to the
@@ -156,6 +167,21 @@ func (a *Action) Do(out *stream.Output, origin *Origin) error {
 	}
 	return a.r.enqueue(it)
 }
+
+// Sync makes the items queued so far durable (a no-op for in-memory
+// actions): a rule calls it before its publish hook returns.
+func (a *Action) Sync() error {
+	if a.r.sp == nil {
+		return nil
+	}
+	if err := a.r.sp.Commit(); err != nil {
+		return fmt.Errorf("action %s: %w", a.r.name, err)
+	}
+	return nil
+}
+
+// Durable reports whether the action's queue is spooled on disk.
+func (a *Action) Durable() bool { return a.r.sp != nil }
 
 // Spec returns the action's specification.
 func (a *Action) Spec() Spec { return a.spec }

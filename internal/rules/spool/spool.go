@@ -662,6 +662,12 @@ func (s *Spool) sync() error {
 
 // Close commits what is buffered, syncs and closes the files.
 func (s *Spool) Close() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
 	err := s.Commit()
 	if errors.Is(err, ErrClosed) {
 		return nil
