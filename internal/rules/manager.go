@@ -105,7 +105,7 @@ type Options struct {
 	// (fsync policy, size limit per action).
 	SpoolDir string
 	Spool    spool.Options
-	Now          func() time.Time
+	Now      func() time.Time
 }
 
 // Manager holds the rules: it persists them, gives each enabled rule the
