@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	for _, sc := range cfg.Rules.AMQPSources {
-		c := source.Config{URL: sc.URL, Queue: sc.Queue, Topic: sc.Topic, Prefetch: sc.Prefetch, ClientID: sc.ClientID}
+		c := source.Config{URL: sc.URL, Queue: sc.Queue, Topic: sc.Topic, Prefetch: sc.Prefetch, ClientID: sc.ClientID, AckBatch: sc.AckBatch}
 		if sc.QoS != nil {
 			q := byte(*sc.QoS)
 			c.QoS = &q

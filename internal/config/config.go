@@ -219,6 +219,7 @@ type AMQPSource struct {
 	Prefetch int    `yaml:"prefetch"`
 	QoS      *int   `yaml:"qos"`
 	ClientID string `yaml:"client_id"`
+	AckBatch int    `yaml:"ack_batch"` // messages settled per basic.ack (0: prefetch/2)
 }
 
 // Default returns the configuration used when nothing else is given.

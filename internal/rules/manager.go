@@ -654,6 +654,44 @@ func (m *Manager) Inject(ctx context.Context, topic string, payload []byte, qos 
 	return m.publish(ctx, topic, payload, qos, false, clientID, 0, "")
 }
 
+// InjectBatch is Inject for several messages with one storage write (one
+// WAL sync instead of one per message): every message goes to MQTT
+// subscribers, then all to storage at once, then to the rules. An error
+// means the batch should be redelivered (some messages may have reached
+// subscribers: at least once).
+func (m *Manager) InjectBatch(ctx context.Context, topics []string, payloads [][]byte, qos byte, clientID string) error {
+	if len(topics) != len(payloads) {
+		return fmt.Errorf("rules: inject: %d topics for %d payloads", len(topics), len(payloads))
+	}
+	if m.opts.Publisher != nil {
+		for i, topic := range topics {
+			if err := m.opts.Publisher.Publish(ctx, topic, payloads[i], qos, false); err != nil {
+				return fmt.Errorf("rules: publish %q: %w", topic, err)
+			}
+		}
+	}
+	now := m.opts.Now()
+	if m.opts.Ingest != nil {
+		bms := make([]*broker.Message, len(topics))
+		for i, topic := range topics {
+			bms[i] = &broker.Message{Topic: topic, Payload: payloads[i], QoS: qos, ClientID: clientID, Received: now}
+		}
+		if err := m.opts.Ingest.OnPublish(ctx, bms); err != nil {
+			return fmt.Errorf("rules: store %d messages: %w", len(bms), err)
+		}
+	}
+	m.injected.Add(uint64(len(topics)))
+	var errs []error
+	for i, topic := range topics {
+		sm := &stream.Message{Topic: topic, Payload: payloads[i], ClientID: clientID, QoS: qos, Received: now}
+		sm.Prepare()
+		if err := m.dispatch(ctx, sm, 0, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Republish implements action.Republisher for republish actions: like
 // Inject, with the loop guard (see Options.MaxHops).
 func (m *Manager) Republish(ctx context.Context, topic string, payload []byte, qos byte, retain bool, origin *action.Origin) error {
