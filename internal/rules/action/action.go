@@ -219,6 +219,22 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// itemsFailed is returned by a sink when some items of a batch failed for
+// good and every other item was delivered.
+type itemsFailed struct {
+	idx  []int
+	errs []error
+}
+
+func (e *itemsFailed) add(i int, err error) {
+	e.idx = append(e.idx, i)
+	e.errs = append(e.errs, err)
+}
+
+func (e *itemsFailed) Error() string {
+	return fmt.Sprintf("%d items failed, first: %v", len(e.idx), e.errs[0])
+}
+
 // Stats are an action's counters.
 type Stats struct {
 	Type        string     `json:"type"`
@@ -545,6 +561,16 @@ func (r *runner) send(batch []*Item) bool {
 			return true
 		}
 		r.setErr(err)
+		var partial *itemsFailed
+		if errors.As(err, &partial) {
+			r.delivered.Add(uint64(len(batch) - len(partial.idx)))
+			r.failed.Add(uint64(len(partial.idx)))
+			r.log.Warn("action: items rejected by the sink", "items", len(partial.idx), "of", len(batch), "err", partial.errs[0])
+			for k, i := range partial.idx {
+				r.fail(batch[i], Failure{Action: r.name, Error: partial.errs[k].Error(), Attempts: attempt})
+			}
+			return true
+		}
 		if r.sp != nil && !IsPermanent(err) && r.isStopping() {
 			return false
 		}

@@ -372,7 +372,7 @@ func buildPostgres(spec Spec) (sink, func(*stream.Output) (*Item, error), error)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &postgresSink{url: spec.URL, table: quoteTable(spec.Table), columns: cm.keys}
+	s := &postgresSink{url: spec.URL, table: quoteTable(spec.Table), ident: tableIdent(spec.Table), columns: cm.keys}
 	return s, func(o *stream.Output) (*Item, error) {
 		vals := make([]any, len(cm.fields))
 		for i, f := range cm.fields {

@@ -120,3 +120,43 @@ func TestArchiveMemoryCountsAtWrite(t *testing.T) {
 		t.Fatalf("after the write: %+v", st)
 	}
 }
+
+// BenchmarkPostgresBatch: rows/s stored by the postgres sink in batches of
+// 500, with COPY and with multi-row INSERT.
+func BenchmarkPostgresBatch(b *testing.B) {
+	url := os.Getenv("EDGEWISE_TEST_POSTGRES")
+	if url == "" {
+		b.Skip("EDGEWISE_TEST_POSTGRES not set")
+	}
+	for _, mode := range []string{"copy", "insert"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			table := unique("ew_bench")
+			s := &postgresSink{url: url, table: quoteTable(table), ident: tableIdent(table), columns: []string{"device", "temp", "n"}}
+			defer s.close(ctx)
+			s.noCopy.Store(mode == "insert")
+			batch := make([]*Item, 500)
+			for i := range batch {
+				batch[i] = &Item{Values: []any{fmt.Sprintf("d%d", i), float64(i) / 3, int64(i)}}
+			}
+			if err := s.deliver(ctx, batch[:1]); err == nil {
+				b.Fatal("table exists")
+			}
+			s.mu.Lock()
+			_, err := s.pool.Exec(ctx, "CREATE TABLE "+s.table+" (device text, temp double precision, n bigint)")
+			s.mu.Unlock()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.pool.Exec(ctx, "DROP TABLE "+s.table)
+			b.ResetTimer()
+			begin := time.Now()
+			for range b.N {
+				if err := s.deliver(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/time.Since(begin).Seconds(), "rows/s")
+		})
+	}
+}
