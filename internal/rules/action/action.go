@@ -183,6 +183,9 @@ type Item struct {
 	Values  []any             // postgres column values, in Spec column order
 	Point   *tsdb.Point       // tsdb
 	Time    time.Time         // event time (archive object keys)
+	// ID identifies a webhook item across retries and restarts (its
+	// Idempotency-Key header).
+	ID string
 
 	seq uint64 // spool sequence (durable actions)
 }
@@ -234,6 +237,16 @@ func (e *itemsFailed) add(i int, err error) {
 func (e *itemsFailed) Error() string {
 	return fmt.Sprintf("%d items failed, first: %v", len(e.idx), e.errs[0])
 }
+
+// progressError is returned by a sink that delivered the first done items
+// of a batch before err: only the rest is retried.
+type progressError struct {
+	done int
+	err  error
+}
+
+func (e *progressError) Error() string { return e.err.Error() }
+func (e *progressError) Unwrap() error { return e.err }
 
 // Stats are an action's counters.
 type Stats struct {
@@ -559,6 +572,12 @@ func (r *runner) send(batch []*Item) bool {
 				r.delivered.Add(uint64(len(batch)))
 			}
 			return true
+		}
+		var pe *progressError
+		if errors.As(err, &pe) && pe.done > 0 {
+			// Never resend what the sink already took.
+			r.delivered.Add(uint64(pe.done))
+			batch = batch[pe.done:]
 		}
 		r.setErr(err)
 		var partial *itemsFailed

@@ -87,6 +87,7 @@ func encodeItem(b []byte, it *Item) []byte {
 		b = append(b, 0)
 	}
 	b = appendStr(b, it.Key)
+	b = appendStr(b, it.ID)
 	b = appendBytes(b, it.Body)
 	b = binary.AppendUvarint(b, uint64(len(it.Headers)))
 	for k, v := range it.Headers {
@@ -247,6 +248,7 @@ func decodeItem(b []byte) (*Item, error) {
 		it.Origin = &Origin{Rule: r.str(), Topic: r.str(), ClientID: r.str(), Principal: r.str(), Payload: r.bytes(), Hops: int(r.uvarint())}
 	}
 	it.Key = r.str()
+	it.ID = r.str()
 	it.Body = r.bytes()
 	if n := r.count(); n > 0 {
 		it.Headers = make(map[string]string, n)

@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -164,6 +165,9 @@ func (a *Action) Do(out *stream.Output, origin *Origin) error {
 	it.Origin = origin
 	if it.Time.IsZero() {
 		it.Time = out.EventTime
+	}
+	if a.spec.Type == "webhook" {
+		it.ID = newID()
 	}
 	return a.r.enqueue(it)
 }
@@ -571,4 +575,13 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("time %q is neither RFC 3339 nor a unix timestamp", s)
 	}
 	return t, nil
+}
+
+// newID returns a random UUID (version 4).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

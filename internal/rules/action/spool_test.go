@@ -3,13 +3,18 @@ package action
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"sync"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/rules/stream"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
 
@@ -17,6 +22,7 @@ func TestItemCodecRoundTrip(t *testing.T) {
 	it := &Item{
 		Origin:  &Origin{Rule: "r", Topic: "devices/a/telemetry", ClientID: "a", Principal: "p", Payload: []byte(`{"x":1}`), Hops: 2},
 		Key:     "https://example.com/${x}",
+		ID:      newID(),
 		Body:    []byte(`{"temp":21.5}`),
 		Headers: map[string]string{"X-A": "1", "X-B": ""},
 		Values:  []any{nil, true, false, int64(-7), uint64(1 << 63), 2.5, "s", map[string]any{"k": 1.0}},
@@ -35,7 +41,7 @@ func TestItemCodecRoundTrip(t *testing.T) {
 	want.Values[7] = `{"k":1}` // objects come back as JSON text, as postgres gets them
 	if !reflect.DeepEqual(got.Values, want.Values) || !reflect.DeepEqual(got.Origin, want.Origin) ||
 		!reflect.DeepEqual(got.Point, want.Point) || !reflect.DeepEqual(got.Headers, want.Headers) ||
-		got.Key != want.Key || string(got.Body) != string(want.Body) || !got.Time.Equal(want.Time) {
+		got.Key != want.Key || got.ID != want.ID || string(got.Body) != string(want.Body) || !got.Time.Equal(want.Time) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, &want)
 	}
 	if _, err := decodeItem(encodeItem(nil, &Item{})); err != nil {
@@ -158,5 +164,59 @@ func BenchmarkPostgresBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(batch))/time.Since(begin).Seconds(), "rows/s")
 		})
+	}
+}
+
+// TestWebhookBatchPartialFailure: a batch whose third request fails is
+// retried from the third row on; rows already delivered are not sent
+// again, and each row keeps its Idempotency-Key across attempts.
+func TestWebhookBatchPartialFailure(t *testing.T) {
+	var mu sync.Mutex
+	var bodies, keys []string
+	calls := 0
+	// The first request waits until every row is queued, so the rows after
+	// it travel in one batch and the third request fails in its middle.
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		if calls == 3 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		bodies = append(bodies, string(b))
+	}))
+	defer srv.Close()
+	a, f := start(t, Spec{Type: "webhook", URL: srv.URL, BatchSize: 5, RetryBackoff: Duration(time.Millisecond)}, Options{})
+	outs := make([]*stream.Output, 5)
+	for i := range outs {
+		outs[i] = output(fmt.Sprintf("d%d", i), float64(i), time.Unix(int64(i), 0))
+	}
+	do(t, a, outs...)
+	close(release)
+	eventually(t, func() bool { return a.Stats().Delivered == 5 }, "delivered: %+v", a.Stats())
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]int{}
+	for _, b := range bodies {
+		seen[b]++
+	}
+	if len(bodies) != 5 || len(seen) != 5 || len(f.get()) != 0 {
+		t.Fatalf("bodies %d (distinct %d), failures %v", len(bodies), len(seen), f.get())
+	}
+	// The failed request was retried with the same key; all others differ.
+	ks := map[string]int{}
+	for _, k := range keys {
+		if len(k) != 36 {
+			t.Fatalf("Idempotency-Key %q", k)
+		}
+		ks[k]++
+	}
+	if calls != 6 || len(ks) != 5 || ks[keys[2]] != 2 {
+		t.Fatalf("calls %d, keys %v", calls, keys)
 	}
 }
