@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -56,9 +57,26 @@ type Rule struct {
 	SQL         string        `json:"sql" yaml:"sql"`
 	Actions     []action.Spec `json:"actions" yaml:"actions"`
 	ErrorAction *action.Spec  `json:"error_action,omitempty" yaml:"error_action,omitempty"`
+	Options     *RuleOptions  `json:"options,omitempty" yaml:"options,omitempty"`
 	Enabled     bool          `json:"enabled" yaml:"enabled"`
 	CreatedAt   time.Time     `json:"created_at" yaml:"-"`
 	UpdatedAt   time.Time     `json:"updated_at" yaml:"-"`
+}
+
+// RuleOptions tune how the stream engine runs one rule.
+type RuleOptions struct {
+	// EventTime is "payload" (default: windows use the time in the
+	// payload's TimestampField) or "processing" (windows use the time the
+	// message arrived; no late data).
+	EventTime string `json:"event_time,omitempty" yaml:"event_time,omitempty"`
+	// TimestampField is the payload path of the event time (default
+	// "timestamp").
+	TimestampField string `json:"timestamp_field,omitempty" yaml:"timestamp_field,omitempty"`
+	// AllowedLateness and IdleTimeout override the server's rules
+	// settings for this rule ("30s"; a negative idle timeout never closes
+	// idle windows).
+	AllowedLateness *action.Duration `json:"allowed_lateness,omitempty" yaml:"allowed_lateness,omitempty"`
+	IdleTimeout     *action.Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
 }
 
 // Publisher routes a message to the broker's subscribers;
@@ -214,9 +232,29 @@ func (m *Manager) compile(r Rule) (*stream.Rule, error) {
 			return nil, fmt.Errorf("%w: error_action: %w", ErrInvalid, err)
 		}
 	}
-	cr, err := stream.Compile(r.Name, r.SQL, stream.Options{
+	so := stream.Options{
 		Lookup: m.opts.Lookup, AllowedLateness: m.opts.AllowedLateness, IdleTimeout: m.opts.IdleTimeout, Now: m.opts.Now,
-	})
+	}
+	if o := r.Options; o != nil {
+		switch o.EventTime {
+		case "", "payload":
+		case "processing":
+			so.ProcessingTime = true
+		default:
+			return nil, fmt.Errorf("%w: options.event_time %q: want payload or processing", ErrInvalid, o.EventTime)
+		}
+		so.TimestampField = o.TimestampField
+		if o.AllowedLateness != nil {
+			if *o.AllowedLateness < 0 {
+				return nil, fmt.Errorf("%w: options.allowed_lateness must not be negative", ErrInvalid)
+			}
+			so.AllowedLateness = time.Duration(*o.AllowedLateness)
+		}
+		if o.IdleTimeout != nil {
+			so.IdleTimeout = time.Duration(*o.IdleTimeout)
+		}
+	}
+	cr, err := stream.Compile(r.Name, r.SQL, so)
 	if err != nil {
 		if line, col, ok := sqlPosition(err); ok {
 			return nil, &SQLError{Line: line, Column: col, Err: err}
@@ -304,10 +342,10 @@ func (m *Manager) Create(ctx context.Context, r Rule) (Rule, error) {
 
 // Update replaces a rule's definition. Window state carries over when the
 // SQL is unchanged; otherwise the rule starts with empty windows.
+//
+// Secrets still in their redacted form (Redacted, as GET returns them)
+// keep the stored values.
 func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
-	if _, err := m.compile(r); err != nil {
-		return Rule{}, err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -317,6 +355,10 @@ func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
 	if !ok {
 		return Rule{}, fmt.Errorf("%w: %q", ErrNotFound, r.Name)
 	}
+	r = unredact(r, old)
+	if _, err := m.compile(r); err != nil {
+		return Rule{}, err
+	}
 	r.CreatedAt, r.UpdatedAt = old.CreatedAt, m.opts.Now().UTC()
 	if err := m.store.update(ctx, r); err != nil {
 		return Rule{}, err
@@ -324,7 +366,7 @@ func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
 	cctx, cancel := m.closeCtx(ctx)
 	state := m.halt(cctx, r.Name)
 	cancel()
-	if old.SQL != r.SQL {
+	if old.SQL != r.SQL || !reflect.DeepEqual(old.Options, r.Options) {
 		state = nil
 	}
 	m.rules[r.Name] = r
