@@ -10,9 +10,10 @@
 // uint64 base sequence; each record is a little-endian uint32 length, the
 // CRC-32C (Castagnoli) of the data, and the data. The ack file holds the
 // highest acknowledged sequence (uint64) and its CRC-32C; it is rewritten
-// in place on every Ack and synced with the segments. Losing an ack (a
-// crash before it reached the disk) only redelivers records: delivery is
-// at least once.
+// in place on every Ack (a write that survives kill -9) and synced by the
+// interval loop and on Close, not on every Ack. Losing an ack (a power
+// loss before it reached the disk) only redelivers records: delivery is at
+// least once.
 //
 // # Writing, fsync and limits
 //
