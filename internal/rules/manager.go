@@ -659,6 +659,17 @@ type ruleGroup struct {
 // dispatch gives one message to the matching rules, except fromRule; for
 // QoS 1 it waits like OnPublish.
 func (m *Manager) dispatch(ctx context.Context, sm *stream.Message, hops int, fromRule string) error {
+	w := newWaiter()
+	w.add() // held until every target was offered
+	m.offerAll(sm, hops, fromRule, w)
+	w.done(nil)
+	return w.wait(ctx)
+}
+
+// offerAll offers one message to the matching rules except fromRule; w
+// (held open by the caller) tracks the durable rules' processing of QoS 1
+// messages.
+func (m *Manager) offerAll(sm *stream.Message, hops int, fromRule string, w *waiter) {
 	var targets []*runner
 	m.trie.Match(sm.Topic, func(_ string, rr *runner) bool {
 		if rr.def.Name == fromRule {
@@ -668,24 +679,14 @@ func (m *Manager) dispatch(ctx context.Context, sm *stream.Message, hops int, fr
 		targets = append(targets, rr)
 		return true
 	})
-	var w *waiter
 	for _, rr := range targets {
 		im := inMsg{m: sm, hops: hops, fromRule: fromRule}
 		if sm.QoS > 0 && len(rr.durable) > 0 {
-			if w == nil {
-				w = newWaiter()
-				w.add() // held until every target was offered
-			}
 			w.add()
 			im.ack = w
 		}
 		rr.offer([]inMsg{im})
 	}
-	if w == nil {
-		return nil
-	}
-	w.done(nil)
-	return w.wait(ctx)
 }
 
 // Inject publishes a message that did not come from an MQTT client (an
@@ -723,15 +724,17 @@ func (m *Manager) InjectBatch(ctx context.Context, topics []string, payloads [][
 		}
 	}
 	m.injected.Add(uint64(len(topics)))
-	var errs []error
+	// One wait for the whole batch: durable rules spool its rows with a
+	// shared commit.
+	w := newWaiter()
+	w.add()
 	for i, topic := range topics {
 		sm := &stream.Message{Topic: topic, Payload: payloads[i], ClientID: clientID, QoS: qos, Received: now}
 		sm.Prepare()
-		if err := m.dispatch(ctx, sm, 0, ""); err != nil {
-			errs = append(errs, err)
-		}
+		m.offerAll(sm, 0, "", w)
 	}
-	return errors.Join(errs...)
+	w.done(nil)
+	return w.wait(ctx)
 }
 
 // Republish implements action.Republisher for republish actions: like
