@@ -149,7 +149,7 @@ func parseActionKV(s string) (action.Spec, error) {
 }
 
 func newRulesCreateCmd() *cobra.Command {
-	var sqlText, desc string
+	var sqlText, desc, eventTime string
 	var disabled, asJSON bool
 	var af actionFlags
 	cmd := &cobra.Command{
@@ -170,11 +170,19 @@ func newRulesCreateCmd() *cobra.Command {
 				return usageError(fmt.Errorf("give at least one --action or --action-json"))
 			}
 			enabled := !disabled
+			var opts *rules.RuleOptions
+			switch eventTime {
+			case "":
+			case "payload", "processing":
+				opts = &rules.RuleOptions{EventTime: eventTime}
+			default:
+				return usageError(fmt.Errorf("--event-time %q: want payload or processing", eventTime))
+			}
 			c, err := clientFromCmd(cmd)
 			if err != nil {
 				return err
 			}
-			r, err := c.CreateRule(cmd.Context(), rules.Definition{Name: args[0], Description: desc, SQL: sqlText, Actions: acts, ErrorAction: ea, Enabled: &enabled})
+			r, err := c.CreateRule(cmd.Context(), rules.Definition{Name: args[0], Description: desc, SQL: sqlText, Actions: acts, ErrorAction: ea, Options: opts, Enabled: &enabled})
 			if err != nil {
 				return err
 			}
@@ -192,6 +200,7 @@ func newRulesCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&sqlText, "sql", "", "the rule's SQL (required)")
 	cmd.Flags().StringVar(&desc, "description", "", "description")
 	cmd.Flags().BoolVar(&disabled, "disabled", false, "create the rule disabled")
+	cmd.Flags().StringVar(&eventTime, "event-time", "", "windows use the payload's timestamp (payload, the default) or the arrival time (processing)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	af.add(cmd)
 	return cmd

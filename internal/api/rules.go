@@ -71,12 +71,16 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/rules/"+rule.Name)
-	writeJSON(w, http.StatusCreated, rule)
+	writeJSON(w, http.StatusCreated, rule.Redact())
 	return nil
 }
 
 func (a *API) listRules(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"rules": a.opts.Rules.List(r.Context())})
+	list := a.opts.Rules.List(r.Context())
+	for i := range list {
+		list[i] = list[i].Redact()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": list})
 	return nil
 }
 
@@ -85,7 +89,7 @@ func (a *API) getRule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rule)
+	writeJSON(w, http.StatusOK, rule.Redact()) // secrets are never sent back
 	return nil
 }
 
@@ -103,7 +107,7 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rule)
+	writeJSON(w, http.StatusOK, rule.Redact()) // secrets are never sent back
 	return nil
 }
 
@@ -121,7 +125,7 @@ func (a *API) enableRule(enabled bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, rule)
+		writeJSON(w, http.StatusOK, rule.Redact()) // secrets are never sent back
 		return nil
 	}
 }

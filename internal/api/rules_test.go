@@ -116,3 +116,34 @@ func TestRulesAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesAPIRedactsSecrets: action secrets never come back from the API,
+// and a rule read back and sent again keeps them.
+func TestRulesAPIRedactsSecrets(t *testing.T) {
+	srv := rulesServer(t)
+	body := `{"name":"hook","sql":"SELECT * FROM 'a/#'","options":{"event_time":"processing"},
+		"actions":[{"type":"webhook","url":"https://u:s3cret@h.example.com/p?token=t0k","bearer_token":"b34rer","headers":{"Authorization":"Basic eA=="}}]}`
+	for _, step := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/rules", body},
+		{"GET", "/api/v1/rules/hook", ""},
+		{"GET", "/api/v1/rules", ""},
+	} {
+		code, m := call(t, srv, step.method, step.path, step.body)
+		js, _ := json.Marshal(m)
+		if code >= 300 || !strings.Contains(string(js), rules.Redacted) {
+			t.Fatalf("%s %s: %d %s", step.method, step.path, code, js)
+		}
+		for _, secret := range []string{"s3cret", "t0k", "b34rer", "eA=="} {
+			if strings.Contains(string(js), secret) {
+				t.Fatalf("%s %s shows %q: %s", step.method, step.path, secret, js)
+			}
+		}
+		if step.method == "GET" && step.path == "/api/v1/rules/hook" {
+			// Send what GET returned back with PUT: accepted, still redacted.
+			back, _ := json.Marshal(map[string]any{"sql": m["sql"], "actions": m["actions"], "options": m["options"]})
+			if code, m2 := call(t, srv, "PUT", "/api/v1/rules/hook", string(back)); code != 200 || m2["options"].(map[string]any)["event_time"] != "processing" {
+				t.Fatalf("PUT back: %d %v", code, m2)
+			}
+		}
+	}
+}

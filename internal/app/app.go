@@ -28,6 +28,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/registry"
 	"github.com/edgewise-iot/edgewise/internal/rules"
 	"github.com/edgewise-iot/edgewise/internal/rules/source"
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
 	"github.com/edgewise-iot/edgewise/internal/shadow"
 	"github.com/edgewise-iot/edgewise/internal/store"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
@@ -153,6 +154,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxHops:         cfg.Rules.MaxHops,
 		AllowedLateness: time.Duration(cfg.Rules.AllowedLateness),
 		IdleTimeout:     time.Duration(cfg.Rules.IdleTimeout),
+		SpoolDir:        rulesSpoolDir(cfg),
+		Spool:           rulesSpoolOptions(cfg),
 	}); err != nil {
 		return nil, err
 	}
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	for _, sc := range cfg.Rules.AMQPSources {
-		c := source.Config{URL: sc.URL, Queue: sc.Queue, Topic: sc.Topic, Prefetch: sc.Prefetch, ClientID: sc.ClientID}
+		c := source.Config{URL: sc.URL, Queue: sc.Queue, Topic: sc.Topic, Prefetch: sc.Prefetch, ClientID: sc.ClientID, AckBatch: sc.AckBatch}
 		if sc.QoS != nil {
 			q := byte(*sc.QoS)
 			c.QoS = &q
@@ -509,4 +512,18 @@ func adminToken(cfg config.Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("admin token generated", "file", path)
 	return tok, nil
+}
+
+// rulesSpoolDir is where durable rule actions keep their queues ("" when
+// rules.spool is false).
+func rulesSpoolDir(cfg config.Config) string {
+	if cfg.Rules.Spool != nil && !*cfg.Rules.Spool {
+		return ""
+	}
+	return filepath.Join(cfg.DataDir, "rules", "spool")
+}
+
+func rulesSpoolOptions(cfg config.Config) spool.Options {
+	f, _ := spool.ParseFsync(cfg.Rules.SpoolFsync) // validated by config
+	return spool.Options{Fsync: f, Interval: time.Duration(cfg.Rules.SpoolFsyncInterval), MaxBytes: cfg.Rules.SpoolMaxBytes}
 }

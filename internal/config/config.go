@@ -199,6 +199,16 @@ type Rules struct {
 	// window length; negative: never).
 	AllowedLateness Duration `yaml:"allowed_lateness"`
 	IdleTimeout     Duration `yaml:"idle_timeout"`
+	// Spool keeps the queues of durable actions in DataDir/rules/spool
+	// (default true; false keeps every action queue in memory).
+	// SpoolFsync is always (default: fsync before the PUBACK, group
+	// commit) or interval (written before the PUBACK, synced every
+	// SpoolFsyncInterval, default 1s). SpoolMaxBytes bounds each action's
+	// spool (default 256 MiB); beyond it new items are dropped and counted.
+	Spool              *bool    `yaml:"spool"`
+	SpoolFsync         string   `yaml:"spool_fsync"`
+	SpoolFsyncInterval Duration `yaml:"spool_fsync_interval"`
+	SpoolMaxBytes      int64    `yaml:"spool_max_bytes"`
 }
 
 // AMQPSource is one RabbitMQ queue consumed into MQTT topics.
@@ -209,6 +219,7 @@ type AMQPSource struct {
 	Prefetch int    `yaml:"prefetch"`
 	QoS      *int   `yaml:"qos"`
 	ClientID string `yaml:"client_id"`
+	AckBatch int    `yaml:"ack_batch"` // messages settled per basic.ack (0: prefetch/2)
 }
 
 // Default returns the configuration used when nothing else is given.
@@ -408,6 +419,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Rules.QueueSize < 0 || c.Rules.ActionQueueSize < 0 || c.Rules.MaxHops < 0 || c.Rules.AllowedLateness < 0 {
 		return bad("rules.queue_size, action_queue_size, max_hops and allowed_lateness must not be negative")
+	}
+	if f := c.Rules.SpoolFsync; f != "" && f != "always" && f != "interval" {
+		return bad("rules.spool_fsync %q must be always or interval", f)
+	}
+	if c.Rules.SpoolFsyncInterval < 0 || c.Rules.SpoolMaxBytes < 0 {
+		return bad("rules.spool_fsync_interval and spool_max_bytes must not be negative")
 	}
 	for i, s := range c.Rules.AMQPSources {
 		if s.URL == "" || s.Queue == "" || s.Topic == "" {

@@ -42,6 +42,8 @@ func TestInvalid(t *testing.T) {
 		{"unknown key", "mqtt:\n  adr: x\n", "", "adr"},
 		{"bad addr", "mqtt:\n  addr: nocolon\n", "", "mqtt.addr"},
 		{"bad fsync", "storage:\n  fsync: sometimes\n", "", "storage.fsync"},
+		{"bad rules spool fsync", "rules:\n  spool_fsync: never\n", "", "rules.spool_fsync"},
+		{"negative rules spool size", "rules:\n  spool_max_bytes: -1\n", "", "spool_max_bytes"},
 		{"bad duration", "mqtt:\n  connect_timeout: soon\n", "", "not a duration"},
 		{"bad level", "log:\n  level: loud\n", "", "log.level"},
 		{"bad packet size", "mqtt:\n  max_packet_size: 1\n", "", "max_packet_size"},

@@ -13,6 +13,8 @@ import (
 
 	"github.com/edgewise-iot/edgewise/internal/broker/packets"
 	"github.com/edgewise-iot/edgewise/internal/rules/action"
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
+	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
 
 // The benchmarks below drive the real broker over TCP: publishers write
@@ -49,6 +51,13 @@ func dialMQTT(b *testing.B, addr, id string) net.Conn {
 }
 
 func benchThroughBroker(b *testing.B, devices int, defs []Rule, opts Options, matches func(dev int) bool) {
+	benchThroughBrokerQoS(b, 0, devices, defs, opts, matches)
+}
+
+// benchThroughBrokerQoS is benchThroughBroker with the publishers' QoS;
+// QoS 1 publishers pipeline without waiting, and their PUBACKs (sent after
+// the hook returned) are read and discarded.
+func benchThroughBrokerQoS(b *testing.B, qos byte, devices int, defs []Rule, opts Options, matches func(dev int) bool) {
 	slot := &hookSlot{}
 	srv, addr := startBroker(b, slot)
 	opts.Publisher = srv
@@ -73,6 +82,9 @@ func benchThroughBroker(b *testing.B, devices int, defs []Rule, opts Options, ma
 	for i := range conns {
 		conns[i] = dialMQTT(b, addr, fmt.Sprintf("bench-pub-%d", i))
 		defer conns[i].Close()
+		if qos > 0 {
+			go io.Copy(io.Discard, conns[i])
+		}
 	}
 	base, baseIn := m.Summary(), slot.seen.Load()
 	start0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
@@ -89,7 +101,11 @@ func benchThroughBroker(b *testing.B, devices int, defs []Rule, opts Options, ma
 			for k := p; k < b.N; k += benchPublishers {
 				dev := k % devices
 				pl = benchPayload(pl[:0], dev, start0+int64(k)/10, float64(20+k%60))
-				pkt = packets.AppendPublish(pkt[:0], packets.V311, &packets.Publish{Topic: "devices/d" + strconv.Itoa(dev) + "/telemetry", Payload: pl})
+				pub := &packets.Publish{Topic: "devices/d" + strconv.Itoa(dev) + "/telemetry", Payload: pl}
+				if qos > 0 {
+					pub.QoS, pub.PacketID = qos, uint16(k%65535+1)
+				}
+				pkt = packets.AppendPublish(pkt[:0], packets.V311, pub)
 				w.Write(pkt)
 			}
 			w.Flush()
@@ -184,3 +200,26 @@ func BenchmarkThrough1000Rules(b *testing.B) {
 	}
 	benchThroughBroker(b, 10000, defs, Options{}, func(dev int) bool { return dev < 1000 })
 }
+
+// The spool benchmarks: QoS 1 publishers, one rule storing every message
+// to the time-series store (its WAL synced on an interval, so the
+// difference between runs is the action spool): the queue in memory
+// (durable: false), spooled with fsync always, and spooled with fsync
+// interval. With the spool, each PUBACK waits until the outputs of the
+// read pass are on disk.
+func benchSpool(b *testing.B, durable bool, fsync spool.Fsync) {
+	ts, err := tsdb.Open(context.Background(), tsdb.Options{Dir: b.TempDir(), Fsync: tsdb.FsyncInterval})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ts.Close()
+	opts := Options{Points: ts, SpoolDir: b.TempDir(), Spool: spool.Options{Fsync: fsync}}
+	d := durable
+	benchThroughBrokerQoS(b, 1, 10000, []Rule{{Name: "store", Enabled: true,
+		Actions: []action.Spec{{Type: "tsdb", Measurement: "t", Tags: map[string]string{"device": "${device}"}, Durable: &d}},
+		SQL:     "SELECT topic(2) AS device, data.temp AS temp FROM 'devices/+/telemetry'"}}, opts, all)
+}
+
+func BenchmarkSpoolQoS1Memory(b *testing.B)        { benchSpool(b, false, spool.FsyncAlways) }
+func BenchmarkSpoolQoS1FsyncAlways(b *testing.B)   { benchSpool(b, true, spool.FsyncAlways) }
+func BenchmarkSpoolQoS1FsyncInterval(b *testing.B) { benchSpool(b, true, spool.FsyncInterval) }

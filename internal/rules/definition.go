@@ -22,13 +22,14 @@ type Definition struct {
 	SQL         string        `json:"sql" yaml:"sql"`
 	Actions     []action.Spec `json:"actions" yaml:"actions"`
 	ErrorAction *action.Spec  `json:"error_action,omitempty" yaml:"error_action,omitempty"`
+	Options     *RuleOptions  `json:"options,omitempty" yaml:"options,omitempty"`
 	Enabled     *bool         `json:"enabled,omitempty" yaml:"enabled,omitempty"`
 }
 
 // Rule returns the definition as a rule.
 func (d Definition) Rule() Rule {
 	return Rule{Name: d.Name, Description: d.Description, SQL: d.SQL, Actions: d.Actions, ErrorAction: d.ErrorAction,
-		Enabled: d.Enabled == nil || *d.Enabled}
+		Options: d.Options, Enabled: d.Enabled == nil || *d.Enabled}
 }
 
 // File is the YAML rules file format:

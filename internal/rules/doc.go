@@ -42,7 +42,25 @@
 // what is queued, saves each windowed rule's open windows (stream
 // Rule.State) with the SQL they belong to, and lets actions deliver what
 // they hold. The next New restores the saved state once and deletes it.
-// After kill -9 nothing was saved: rules start with empty windows, and
-// messages that were queued for rules or actions are lost (they are kept
-// in memory only).
+// After kill -9 nothing was saved: rules start with empty windows.
+//
+// # Durable actions
+//
+// With Options.SpoolDir, durable actions (action.IsDurable) queue their
+// rows in on-disk spools (internal/rules/spool) under
+// SpoolDir/<rule>/<index>-<type>. For QoS 1 and 2 messages matching a rule
+// with a durable action, OnPublish (and Inject, InjectBatch) wait until
+// the rule has evaluated them and its rows are committed to the spools,
+// so a PUBACK means the rows are on disk; such messages are never dropped
+// for a full rule queue (the publisher waits instead). Spools survive
+// kill -9 and are delivered first at the next start; Delete discards a
+// rule's spools, and an Update discards the spools of actions that
+// changed position or type. Messages queued for a rule (not yet
+// evaluated) and rows of in-memory actions are lost on kill -9; a QoS 1
+// publisher was not acknowledged for the former.
+//
+// # Secrets
+//
+// Rule.Redact hides action secrets for API responses; Update keeps the
+// stored secret wherever a definition still carries the Redacted form.
 package rules

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/broker/topics"
 	"github.com/edgewise-iot/edgewise/internal/rules/action"
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
 	rsql "github.com/edgewise-iot/edgewise/internal/rules/sql"
 	"github.com/edgewise-iot/edgewise/internal/rules/stream"
 )
@@ -53,9 +57,26 @@ type Rule struct {
 	SQL         string        `json:"sql" yaml:"sql"`
 	Actions     []action.Spec `json:"actions" yaml:"actions"`
 	ErrorAction *action.Spec  `json:"error_action,omitempty" yaml:"error_action,omitempty"`
+	Options     *RuleOptions  `json:"options,omitempty" yaml:"options,omitempty"`
 	Enabled     bool          `json:"enabled" yaml:"enabled"`
 	CreatedAt   time.Time     `json:"created_at" yaml:"-"`
 	UpdatedAt   time.Time     `json:"updated_at" yaml:"-"`
+}
+
+// RuleOptions tune how the stream engine runs one rule.
+type RuleOptions struct {
+	// EventTime is "payload" (default: windows use the time in the
+	// payload's TimestampField) or "processing" (windows use the time the
+	// message arrived; no late data).
+	EventTime string `json:"event_time,omitempty" yaml:"event_time,omitempty"`
+	// TimestampField is the payload path of the event time (default
+	// "timestamp").
+	TimestampField string `json:"timestamp_field,omitempty" yaml:"timestamp_field,omitempty"`
+	// AllowedLateness and IdleTimeout override the server's rules
+	// settings for this rule ("30s"; a negative idle timeout never closes
+	// idle windows).
+	AllowedLateness *action.Duration `json:"allowed_lateness,omitempty" yaml:"allowed_lateness,omitempty"`
+	IdleTimeout     *action.Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
 }
 
 // Publisher routes a message to the broker's subscribers;
@@ -94,7 +115,15 @@ type Options struct {
 	// CloseTimeout bounds how long Close waits for actions to drain
 	// (default 10s; the caller's context may end it sooner).
 	CloseTimeout time.Duration
-	Now          func() time.Time
+	// SpoolDir, when set, gives durable actions (action.IsDurable) an
+	// on-disk queue in SpoolDir/<rule>/<index>-<type> (error actions:
+	// error-<type>): a QoS 1 message's outputs are on disk before
+	// OnPublish returns, and they leave only once the sink acknowledged
+	// them. Empty keeps every queue in memory. Spool configures the spools
+	// (fsync policy, size limit per action).
+	SpoolDir string
+	Spool    spool.Options
+	Now      func() time.Time
 }
 
 // Manager holds the rules: it persists them, gives each enabled rule the
@@ -174,7 +203,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Manager, error) {
 }
 
 func (m *Manager) actionOptions() action.Options {
-	o := action.Options{Logger: m.log, Points: m.opts.Points, QueueSize: m.opts.ActionQueueSize}
+	o := action.Options{Logger: m.log, Points: m.opts.Points, QueueSize: m.opts.ActionQueueSize, Spool: m.opts.Spool}
 	if m.opts.Publisher != nil {
 		o.Republisher = m
 	}
@@ -203,9 +232,29 @@ func (m *Manager) compile(r Rule) (*stream.Rule, error) {
 			return nil, fmt.Errorf("%w: error_action: %w", ErrInvalid, err)
 		}
 	}
-	cr, err := stream.Compile(r.Name, r.SQL, stream.Options{
+	so := stream.Options{
 		Lookup: m.opts.Lookup, AllowedLateness: m.opts.AllowedLateness, IdleTimeout: m.opts.IdleTimeout, Now: m.opts.Now,
-	})
+	}
+	if o := r.Options; o != nil {
+		switch o.EventTime {
+		case "", "payload":
+		case "processing":
+			so.ProcessingTime = true
+		default:
+			return nil, fmt.Errorf("%w: options.event_time %q: want payload or processing", ErrInvalid, o.EventTime)
+		}
+		so.TimestampField = o.TimestampField
+		if o.AllowedLateness != nil {
+			if *o.AllowedLateness < 0 {
+				return nil, fmt.Errorf("%w: options.allowed_lateness must not be negative", ErrInvalid)
+			}
+			so.AllowedLateness = time.Duration(*o.AllowedLateness)
+		}
+		if o.IdleTimeout != nil {
+			so.IdleTimeout = time.Duration(*o.IdleTimeout)
+		}
+	}
+	cr, err := stream.Compile(r.Name, r.SQL, so)
 	if err != nil {
 		if line, col, ok := sqlPosition(err); ok {
 			return nil, &SQLError{Line: line, Column: col, Err: err}
@@ -293,10 +342,10 @@ func (m *Manager) Create(ctx context.Context, r Rule) (Rule, error) {
 
 // Update replaces a rule's definition. Window state carries over when the
 // SQL is unchanged; otherwise the rule starts with empty windows.
+//
+// Secrets still in their redacted form (Redacted, as GET returns them)
+// keep the stored values.
 func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
-	if _, err := m.compile(r); err != nil {
-		return Rule{}, err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -306,6 +355,10 @@ func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
 	if !ok {
 		return Rule{}, fmt.Errorf("%w: %q", ErrNotFound, r.Name)
 	}
+	r = unredact(r, old)
+	if _, err := m.compile(r); err != nil {
+		return Rule{}, err
+	}
 	r.CreatedAt, r.UpdatedAt = old.CreatedAt, m.opts.Now().UTC()
 	if err := m.store.update(ctx, r); err != nil {
 		return Rule{}, err
@@ -313,7 +366,7 @@ func (m *Manager) Update(ctx context.Context, r Rule) (Rule, error) {
 	cctx, cancel := m.closeCtx(ctx)
 	state := m.halt(cctx, r.Name)
 	cancel()
-	if old.SQL != r.SQL {
+	if old.SQL != r.SQL || !reflect.DeepEqual(old.Options, r.Options) {
 		state = nil
 	}
 	m.rules[r.Name] = r
@@ -342,6 +395,12 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	cancel()
 	if err := m.store.delete(ctx, name); err != nil {
 		return err
+	}
+	if m.opts.SpoolDir != "" {
+		// Undelivered items of a deleted rule are discarded.
+		if err := os.RemoveAll(filepath.Join(m.opts.SpoolDir, name)); err != nil {
+			m.log.Error("rule spool not removed", "rule", name, "err", err)
+		}
 	}
 	delete(m.rules, name)
 	delete(m.broken, name)
@@ -532,16 +591,21 @@ func (m *Manager) Close(ctx context.Context) error {
 type inMsg struct {
 	m        *stream.Message
 	hops     int
-	fromRule string // the rule whose republish action produced it
+	fromRule string  // the rule whose republish action produced it
+	ack      *waiter // set when the publisher waits for durable actions
 }
 
 // OnPublish gives each message to the rules whose FROM filter matches its
-// topic. It copies what it keeps and never blocks: a rule whose queue is
-// full drops the message and counts it.
-func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
+// topic. It copies what it keeps. A rule whose queue is full drops the
+// message and counts it, except that QoS 1 and 2 messages for rules with
+// durable actions are always taken, and OnPublish returns only once those
+// rules processed them and their outputs are in the actions' spools (so
+// the PUBACK means they are on disk).
+func (m *Manager) OnPublish(ctx context.Context, batch []*broker.Message) error {
 	// Usually a batch matches few rules: group by a linear search rather
 	// than a map.
 	var groups []ruleGroup
+	var w *waiter
 	for _, bm := range batch {
 		var sm *stream.Message
 		m.trie.Match(bm.Topic, func(_ string, rr *runner) bool {
@@ -560,18 +624,29 @@ func (m *Manager) OnPublish(_ context.Context, batch []*broker.Message) error {
 				// goroutine, once for every rule it fans out to.
 				sm.Prepare()
 			}
+			im := inMsg{m: sm}
+			if bm.QoS > 0 && len(rr.durable) > 0 {
+				if w == nil {
+					w = newWaiter()
+				}
+				w.add()
+				im.ack = w
+			}
 			for i := range groups {
 				if groups[i].rr == rr {
-					groups[i].msgs = append(groups[i].msgs, inMsg{m: sm})
+					groups[i].msgs = append(groups[i].msgs, im)
 					return true
 				}
 			}
-			groups = append(groups, ruleGroup{rr, []inMsg{{m: sm}}})
+			groups = append(groups, ruleGroup{rr, []inMsg{im}})
 			return true
 		})
 	}
 	for _, g := range groups {
 		g.rr.offer(g.msgs)
+	}
+	if w != nil {
+		return w.wait(ctx)
 	}
 	return nil
 }
@@ -581,8 +656,20 @@ type ruleGroup struct {
 	msgs []inMsg
 }
 
-// dispatch gives one message to the matching rules, except fromRule.
-func (m *Manager) dispatch(sm *stream.Message, hops int, fromRule string) {
+// dispatch gives one message to the matching rules, except fromRule; for
+// QoS 1 it waits like OnPublish.
+func (m *Manager) dispatch(ctx context.Context, sm *stream.Message, hops int, fromRule string) error {
+	w := newWaiter()
+	w.add() // held until every target was offered
+	m.offerAll(sm, hops, fromRule, w)
+	w.done(nil)
+	return w.wait(ctx)
+}
+
+// offerAll offers one message to the matching rules except fromRule; w
+// (held open by the caller) tracks the durable rules' processing of QoS 1
+// messages.
+func (m *Manager) offerAll(sm *stream.Message, hops int, fromRule string, w *waiter) {
 	var targets []*runner
 	m.trie.Match(sm.Topic, func(_ string, rr *runner) bool {
 		if rr.def.Name == fromRule {
@@ -593,7 +680,12 @@ func (m *Manager) dispatch(sm *stream.Message, hops int, fromRule string) {
 		return true
 	})
 	for _, rr := range targets {
-		rr.offer([]inMsg{{m: sm, hops: hops, fromRule: fromRule}})
+		im := inMsg{m: sm, hops: hops, fromRule: fromRule}
+		if sm.QoS > 0 && len(rr.durable) > 0 {
+			w.add()
+			im.ack = w
+		}
+		rr.offer([]inMsg{im})
 	}
 }
 
@@ -603,6 +695,46 @@ func (m *Manager) dispatch(sm *stream.Message, hops int, fromRule string) {
 // error means the message was not stored and should be redelivered.
 func (m *Manager) Inject(ctx context.Context, topic string, payload []byte, qos byte, clientID string) error {
 	return m.publish(ctx, topic, payload, qos, false, clientID, 0, "")
+}
+
+// InjectBatch is Inject for several messages with one storage write (one
+// WAL sync instead of one per message): every message goes to MQTT
+// subscribers, then all to storage at once, then to the rules. An error
+// means the batch should be redelivered (some messages may have reached
+// subscribers: at least once).
+func (m *Manager) InjectBatch(ctx context.Context, topics []string, payloads [][]byte, qos byte, clientID string) error {
+	if len(topics) != len(payloads) {
+		return fmt.Errorf("rules: inject: %d topics for %d payloads", len(topics), len(payloads))
+	}
+	if m.opts.Publisher != nil {
+		for i, topic := range topics {
+			if err := m.opts.Publisher.Publish(ctx, topic, payloads[i], qos, false); err != nil {
+				return fmt.Errorf("rules: publish %q: %w", topic, err)
+			}
+		}
+	}
+	now := m.opts.Now()
+	if m.opts.Ingest != nil {
+		bms := make([]*broker.Message, len(topics))
+		for i, topic := range topics {
+			bms[i] = &broker.Message{Topic: topic, Payload: payloads[i], QoS: qos, ClientID: clientID, Received: now}
+		}
+		if err := m.opts.Ingest.OnPublish(ctx, bms); err != nil {
+			return fmt.Errorf("rules: store %d messages: %w", len(bms), err)
+		}
+	}
+	m.injected.Add(uint64(len(topics)))
+	// One wait for the whole batch: durable rules spool its rows with a
+	// shared commit.
+	w := newWaiter()
+	w.add()
+	for i, topic := range topics {
+		sm := &stream.Message{Topic: topic, Payload: payloads[i], ClientID: clientID, QoS: qos, Received: now}
+		sm.Prepare()
+		m.offerAll(sm, 0, "", w)
+	}
+	w.done(nil)
+	return w.wait(ctx)
 }
 
 // Republish implements action.Republisher for republish actions: like
@@ -641,8 +773,7 @@ func (m *Manager) publish(ctx context.Context, topic string, payload []byte, qos
 	}
 	sm := &stream.Message{Topic: topic, Payload: payload, ClientID: clientID, QoS: qos, Received: now}
 	sm.Prepare()
-	m.dispatch(sm, hops, fromRule)
-	return nil
+	return m.dispatch(ctx, sm, hops, fromRule)
 }
 
 // errorPayload builds the documented error action row.

@@ -235,10 +235,11 @@ func TestErrorActionPayload(t *testing.T) {
 		js, _ := json.Marshal(b)
 		t.Fatalf("error payload %s", js)
 	}
-	st, _ := m.Stats(ctx, "e")
-	if st.Errors != 1 || st.ErrorAction == nil || st.ErrorAction.Delivered != 1 {
-		t.Fatalf("stats %+v", st)
-	}
+	// The collector records the request before the sink sees the response.
+	eventually(t, func() bool {
+		st, _ := m.Stats(ctx, "e")
+		return st.Errors == 1 && st.ErrorAction != nil && st.ErrorAction.Delivered == 1
+	}, "error action stats")
 }
 
 // TestDisableEnableUpdateDelete exercises the lifecycle.

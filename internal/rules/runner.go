@@ -2,7 +2,11 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +23,7 @@ type runner struct {
 	rule      *stream.Rule
 	actions   []*action.Action
 	errAction *action.Action
+	durable   []*action.Action // actions (error action included) with a spool
 
 	maxQueued int64
 	queued    atomic.Int64
@@ -43,7 +48,16 @@ func newRunner(m *Manager, def Rule, cr *stream.Rule) (*runner, error) {
 	}
 	ao := m.actionOptions()
 	ao.Logger = m.log.With("rule", def.Name)
+	var dirs []string
+	spoolDir := func(spec action.Spec, name string) string {
+		if m.opts.SpoolDir == "" || !action.IsDurable(spec) {
+			return ""
+		}
+		dirs = append(dirs, name)
+		return filepath.Join(m.opts.SpoolDir, def.Name, name)
+	}
 	for i, spec := range def.Actions {
+		ao.SpoolDir = spoolDir(spec, fmt.Sprintf("%d-%s", i, spec.Type))
 		a, err := action.New(fmt.Sprintf("%s#%d", spec.Type, i), def.Name, spec, ao, rr.actionFailed)
 		if err != nil {
 			rr.closeActions(context.Background())
@@ -52,6 +66,7 @@ func newRunner(m *Manager, def Rule, cr *stream.Rule) (*runner, error) {
 		rr.actions = append(rr.actions, a)
 	}
 	if def.ErrorAction != nil {
+		ao.SpoolDir = spoolDir(*def.ErrorAction, "error-"+def.ErrorAction.Type)
 		a, err := action.New("error:"+def.ErrorAction.Type, def.Name, *def.ErrorAction, ao, rr.errorActionFailed)
 		if err != nil {
 			rr.closeActions(context.Background())
@@ -59,17 +74,68 @@ func newRunner(m *Manager, def Rule, cr *stream.Rule) (*runner, error) {
 		}
 		rr.errAction = a
 	}
+	for _, a := range append(slices.Clip(rr.actions), rr.errAction) {
+		if a != nil && a.Durable() {
+			rr.durable = append(rr.durable, a)
+		}
+	}
+	if m.opts.SpoolDir != "" {
+		m.pruneSpools(def.Name, dirs)
+	}
 	go rr.run()
 	return rr, nil
 }
 
+// pruneSpools removes the spools of a rule's actions that no longer exist
+// (the rule was updated with other actions), discarding their items.
+func (m *Manager) pruneSpools(rule string, keep []string) {
+	dir := filepath.Join(m.opts.SpoolDir, rule)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if slices.Contains(keep, e.Name()) {
+			continue
+		}
+		m.log.Warn("rule action spool discarded: the action was removed or is no longer durable", "rule", rule, "spool", e.Name())
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			m.log.Error("rule action spool not removed", "rule", rule, "err", err)
+		}
+	}
+}
+
+// commit makes what the durable actions queued durable.
+func (rr *runner) commit() error {
+	var errs []error
+	for _, a := range rr.durable {
+		if err := a.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		msg := err.Error()
+		rr.lastErr.Store(&msg)
+		rr.m.log.Error("rule action spool not written", "rule", rr.def.Name, "err", err)
+		return fmt.Errorf("rules: rule %q: %w", rr.def.Name, err)
+	}
+	return nil
+}
+
 // offer queues msgs without blocking; what does not fit is dropped.
+// Messages whose publisher waits for them (ack set) are always taken: the
+// publisher's wait bounds them.
 func (rr *runner) offer(msgs []inMsg) {
 	n := int64(len(msgs))
 	rr.mu.Lock()
-	if rr.stopped || int64(len(rr.pending))+n > rr.maxQueued {
+	if rr.stopped || int64(len(rr.pending))+n > rr.maxQueued && !waited(msgs) {
 		rr.mu.Unlock()
 		rr.dropped.Add(uint64(n))
+		for _, im := range msgs {
+			if im.ack != nil {
+				im.ack.done(nil)
+			}
+		}
 		return
 	}
 	rr.pending = append(rr.pending, msgs...)
@@ -101,6 +167,16 @@ func (rr *runner) run() {
 			for _, im := range msgs {
 				rr.process(im)
 			}
+			// Outputs are on disk before the publishers' hooks return.
+			var err error
+			if len(rr.durable) > 0 {
+				err = rr.commit()
+			}
+			for _, im := range msgs {
+				if im.ack != nil {
+					im.ack.done(err)
+				}
+			}
 			rr.queued.Add(-int64(len(msgs)))
 			clear(msgs) // drop references to processed messages
 			spare = msgs
@@ -117,7 +193,12 @@ func (rr *runner) run() {
 			}
 		case now := <-t.C:
 			if rr.rule.Windowed() {
-				rr.emit(rr.rule.Tick(now), nil)
+				if outs := rr.rule.Tick(now); len(outs) > 0 {
+					rr.emit(outs, nil)
+					if len(rr.durable) > 0 {
+						_ = rr.commit()
+					}
+				}
 			}
 			rr.snapshot()
 		}
@@ -184,6 +265,13 @@ func (rr *runner) actionFailed(it *action.Item, f action.Failure) {
 	msg := f.Error
 	rr.lastErr.Store(&msg)
 	rr.report(it.Origin, "", []action.Failure{f})
+	// The failing action forgets the item once this returns: the report
+	// must be on disk first.
+	if rr.errAction != nil {
+		if err := rr.errAction.Sync(); err != nil {
+			rr.m.log.Error("rule error report not written", "rule", rr.def.Name, "err", err)
+		}
+	}
 }
 
 func (rr *runner) errorActionFailed(it *action.Item, f action.Failure) {
@@ -248,4 +336,54 @@ func (rr *runner) fill(st *RuleStats) {
 		s := rr.errAction.Stats()
 		st.ErrorAction = &s
 	}
+}
+
+// waiter lets a publisher wait until the rules that took its QoS 1
+// messages have processed them and spooled their outputs.
+type waiter struct {
+	n   atomic.Int64
+	ch  chan struct{}
+	mu  sync.Mutex
+	err error
+}
+
+func newWaiter() *waiter { return &waiter{ch: make(chan struct{})} }
+
+func (w *waiter) add() { w.n.Add(1) }
+
+func (w *waiter) done(err error) {
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	if w.n.Add(-1) == 0 {
+		close(w.ch)
+	}
+}
+
+// wait returns when every message was processed, with the first error.
+func (w *waiter) wait(ctx context.Context) error {
+	if w.n.Load() == 0 {
+		return nil
+	}
+	select {
+	case <-w.ch:
+	case <-ctx.Done():
+		return fmt.Errorf("rules: waiting for durable actions: %w", ctx.Err())
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func waited(msgs []inMsg) bool {
+	for _, im := range msgs {
+		if im.ack != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
 
@@ -132,6 +133,32 @@ type Spec struct {
 	MaxRetries   int      `json:"max_retries,omitempty" yaml:"max_retries,omitempty"`
 	RetryBackoff Duration `json:"retry_backoff,omitempty" yaml:"retry_backoff,omitempty"`
 	MaxBackoff   Duration `json:"max_backoff,omitempty" yaml:"max_backoff,omitempty"`
+
+	// Durable keeps the action's queue in an on-disk spool (when the
+	// server gives actions a spool directory): items are on disk before
+	// the rule's publish hook returns and leave only once the sink
+	// acknowledged them. Default true for tsdb, webhook, amqp, postgres,
+	// archive and nats with jetstream; false for republish and core nats.
+	Durable *bool `json:"durable,omitempty" yaml:"durable,omitempty"`
+}
+
+// DefaultDurable reports whether spec's sink is durable by default.
+func DefaultDurable(spec Spec) bool {
+	switch spec.Type {
+	case "tsdb", "webhook", "amqp", "postgres", "archive":
+		return true
+	case "nats":
+		return spec.JetStream
+	}
+	return false
+}
+
+// IsDurable reports whether spec asks for a spooled queue.
+func IsDurable(spec Spec) bool {
+	if spec.Durable != nil {
+		return *spec.Durable
+	}
+	return DefaultDurable(spec)
 }
 
 // Origin is the message an item derives from, kept for the error action.
@@ -156,6 +183,11 @@ type Item struct {
 	Values  []any             // postgres column values, in Spec column order
 	Point   *tsdb.Point       // tsdb
 	Time    time.Time         // event time (archive object keys)
+	// ID identifies a webhook item across retries and restarts (its
+	// Idempotency-Key header).
+	ID string
+
+	seq uint64 // spool sequence (durable actions)
 }
 
 // Failure describes an item that could not be delivered.
@@ -190,6 +222,32 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// itemsFailed is returned by a sink when some items of a batch failed for
+// good and every other item was delivered.
+type itemsFailed struct {
+	idx  []int
+	errs []error
+}
+
+func (e *itemsFailed) add(i int, err error) {
+	e.idx = append(e.idx, i)
+	e.errs = append(e.errs, err)
+}
+
+func (e *itemsFailed) Error() string {
+	return fmt.Sprintf("%d items failed, first: %v", len(e.idx), e.errs[0])
+}
+
+// progressError is returned by a sink that delivered the first done items
+// of a batch before err: only the rest is retried.
+type progressError struct {
+	done int
+	err  error
+}
+
+func (e *progressError) Error() string { return e.err.Error() }
+func (e *progressError) Unwrap() error { return e.err }
+
 // Stats are an action's counters.
 type Stats struct {
 	Type        string     `json:"type"`
@@ -201,6 +259,13 @@ type Stats struct {
 	Dropped     uint64     `json:"dropped"`
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// Durable actions: Queued counts the items in the spool, SpoolBytes
+	// its files, Recovered the items found there at start (replayed), and
+	// SpoolLost items lost to damaged spool files.
+	Durable    bool   `json:"durable"`
+	SpoolBytes int64  `json:"spool_bytes,omitempty"`
+	Recovered  uint64 `json:"recovered,omitempty"`
+	SpoolLost  uint64 `json:"spool_lost,omitempty"`
 }
 
 // runner owns an action's queue and its delivery goroutine.
@@ -217,6 +282,15 @@ type runner struct {
 	maxWait    time.Duration
 	flushEvery time.Duration // periodic flush tick for sinks that buffer (archive)
 
+	// Durable actions: the spool is the queue; cache keeps up to cacheMax
+	// items appended in this process so they need not be decoded again.
+	sp        *spool.Spool
+	cacheMu   sync.Mutex
+	cache     map[uint64]*Item
+	cacheMax  int
+	stopping  chan struct{}
+	recovered uint64
+
 	mu                                  sync.Mutex // guards closed and sends on queue
 	closed                              bool
 	ctx                                 context.Context // cancelled when Close gives up waiting
@@ -232,7 +306,7 @@ type lastError struct {
 	at  time.Time
 }
 
-func newRunner(name, typ string, s sink, spec Spec, opts *Options, fail FailFunc) *runner {
+func newRunner(name, typ string, s sink, spec Spec, opts *Options, fail FailFunc, sp *spool.Spool) *runner {
 	q := spec.QueueSize
 	if q <= 0 {
 		q = opts.QueueSize
@@ -265,12 +339,22 @@ func newRunner(name, typ string, s sink, spec Spec, opts *Options, fail FailFunc
 	if f, ok := s.(interface{ flushInterval() time.Duration }); ok {
 		r.flushEvery = f.flushInterval()
 	}
+	if sp != nil {
+		r.sp, r.cache, r.cacheMax, r.stopping = sp, map[uint64]*Item{}, q, make(chan struct{})
+		r.queue = nil
+		r.recovered = sp.Stats().Pending
+		go r.runDurable()
+		return r
+	}
 	go r.run()
 	return r
 }
 
 // enqueue adds it without blocking; a full queue drops it and reports it.
 func (r *runner) enqueue(it *Item) error {
+	if r.sp != nil {
+		return r.enqueueDurable(it)
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -328,6 +412,133 @@ func (r *runner) run() {
 	}
 }
 
+// enqueueDurable appends it to the spool (made durable by Sync); a full
+// spool drops it, counts it and reports it.
+func (r *runner) enqueueDurable(it *Item) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	rec := encodeItem(nil, it)
+	r.cacheMu.Lock()
+	seq, err := r.sp.Append(rec)
+	if err == nil && len(r.cache) < r.cacheMax {
+		it.seq = seq
+		r.cache[seq] = it
+	}
+	r.cacheMu.Unlock()
+	if err != nil {
+		if errors.Is(err, spool.ErrFull) {
+			err = ErrQueueFull
+		}
+		r.dropped.Add(1)
+		r.setErr(err)
+		r.fail(it, Failure{Action: r.name, Error: err.Error()})
+		return err
+	}
+	return nil
+}
+
+// runDurable delivers the spool's records in order and acknowledges them
+// once the sink did (or once they were reported as failed).
+func (r *runner) runDurable() {
+	defer close(r.done)
+	var tick <-chan time.Time
+	if r.flushEvery > 0 {
+		t := time.NewTicker(r.flushEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	_, buffering := r.sink.(settler)
+	batch := make([]*Item, 0, r.batch)
+	for {
+		recs, err := r.sp.Read(r.batch)
+		if err != nil && !errors.Is(err, spool.ErrClosed) {
+			r.setErr(err)
+			r.log.Error("action spool read failed; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-r.stopping:
+				r.flush(true)
+				return
+			}
+			r.sp.Rewind()
+			continue
+		}
+		if len(recs) == 0 {
+			select {
+			case <-r.stopping:
+				r.flush(true)
+				return
+			default:
+			}
+			select {
+			case <-r.sp.Notify():
+			case <-tick:
+				r.flush(false)
+			case <-r.stopping:
+			}
+			continue
+		}
+		batch = batch[:0]
+		r.cacheMu.Lock()
+		for _, rec := range recs {
+			it := r.cache[rec.Seq]
+			delete(r.cache, rec.Seq)
+			if it == nil {
+				if it, err = decodeItem(rec.Data); err != nil {
+					r.failed.Add(1)
+					r.setErr(err)
+					r.log.Error("action: spooled item unreadable; dropped", "seq", rec.Seq, "err", err)
+					continue
+				}
+				it.seq = rec.Seq
+			}
+			batch = append(batch, it)
+		}
+		r.cacheMu.Unlock()
+		last := recs[len(recs)-1].Seq
+		if len(batch) > 0 && !r.send(batch) {
+			// Stopped while retrying: the batch stays in the spool.
+			r.flush(true)
+			return
+		}
+		if !buffering {
+			r.ack(last)
+		} // a buffering sink's items are acknowledged by settle once written
+		clear(batch)
+	}
+}
+
+func (r *runner) ack(seq uint64) {
+	if err := r.sp.Ack(seq); err != nil {
+		r.setErr(err)
+		r.log.Error("action spool ack failed", "err", err)
+	}
+}
+
+// settler is implemented by sinks that buffer items across batches
+// (archive): settled returns how many items reached the sink's storage
+// since the last call and the highest spool sequence among them.
+type settler interface {
+	settled() (n int, lastSeq uint64)
+}
+
+// settle counts what a buffering sink wrote and acknowledges it.
+func (r *runner) settle() {
+	st, ok := r.sink.(settler)
+	if !ok {
+		return
+	}
+	n, last := st.settled()
+	r.delivered.Add(uint64(n))
+	if r.sp != nil && last > 0 {
+		r.ack(last)
+	}
+}
+
 // flusher is implemented by sinks that buffer across batches.
 type flusher interface {
 	flush(ctx context.Context, final bool) error
@@ -342,20 +553,46 @@ func (r *runner) flush(final bool) {
 		r.setErr(err)
 		r.log.Error("action flush failed", "err", err)
 	}
+	r.settle()
 }
 
 // send delivers one batch with retries; the batch leaves the queue only
-// after the sink acknowledged it or the retries are exhausted.
-func (r *runner) send(batch []*Item) {
+// after the sink acknowledged it or the retries are exhausted. It returns
+// false when a durable action is stopping and the batch must stay spooled.
+func (r *runner) send(batch []*Item) bool {
 	ctx := r.ctx
 	wait := r.backoff
+	_, buffering := r.sink.(settler)
 	for attempt := 1; ; attempt++ {
 		err := r.sink.deliver(ctx, batch)
 		if err == nil {
-			r.delivered.Add(uint64(len(batch)))
-			return
+			if buffering {
+				r.settle()
+			} else {
+				r.delivered.Add(uint64(len(batch)))
+			}
+			return true
+		}
+		var pe *progressError
+		if errors.As(err, &pe) && pe.done > 0 {
+			// Never resend what the sink already took.
+			r.delivered.Add(uint64(pe.done))
+			batch = batch[pe.done:]
 		}
 		r.setErr(err)
+		var partial *itemsFailed
+		if errors.As(err, &partial) {
+			r.delivered.Add(uint64(len(batch) - len(partial.idx)))
+			r.failed.Add(uint64(len(partial.idx)))
+			r.log.Warn("action: items rejected by the sink", "items", len(partial.idx), "of", len(batch), "err", partial.errs[0])
+			for k, i := range partial.idx {
+				r.fail(batch[i], Failure{Action: r.name, Error: partial.errs[k].Error(), Attempts: attempt})
+			}
+			return true
+		}
+		if r.sp != nil && !IsPermanent(err) && r.isStopping() {
+			return false
+		}
 		giveUp := IsPermanent(err) || ctx.Err() != nil || (r.retries >= 0 && attempt > r.retries)
 		if giveUp {
 			r.failed.Add(uint64(len(batch)))
@@ -363,7 +600,7 @@ func (r *runner) send(batch []*Item) {
 			for _, it := range batch {
 				r.fail(it, Failure{Action: r.name, Error: err.Error(), Attempts: attempt})
 			}
-			return
+			return true
 		}
 		r.retried.Add(1)
 		// Full jitter on the upper half: wait in [wait/2, wait).
@@ -371,8 +608,18 @@ func (r *runner) send(batch []*Item) {
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
+		case <-r.stopping: // nil for in-memory actions
 		}
 		wait = min(wait*2, r.maxWait)
+	}
+}
+
+func (r *runner) isStopping() bool {
+	select {
+	case <-r.stopping:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -382,11 +629,18 @@ func (r *runner) setErr(err error) {
 
 // close stops accepting, delivers what is queued and waits, bounded by ctx;
 // when ctx ends first, pending retries give up (and report their items).
+//
+// A durable action instead delivers what the sink accepts, stops at the
+// first failure and leaves the rest in its spool for the next start.
 func (r *runner) close(ctx context.Context) error {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true
-		close(r.queue)
+		if r.sp != nil {
+			close(r.stopping)
+		} else {
+			close(r.queue)
+		}
 	}
 	r.mu.Unlock()
 	var err error
@@ -400,13 +654,21 @@ func (r *runner) close(ctx context.Context) error {
 	r.cancel()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(err, r.sink.close(cctx))
+	err = errors.Join(err, r.sink.close(cctx))
+	if r.sp != nil {
+		err = errors.Join(err, r.sp.Close())
+	}
+	return err
 }
 
 func (r *runner) stats() Stats {
 	s := Stats{
 		Type: r.typ, Name: r.name, Queued: r.queued.Load(), Delivered: r.delivered.Load(),
 		Failed: r.failed.Load(), Retried: r.retried.Load(), Dropped: r.dropped.Load(),
+	}
+	if r.sp != nil {
+		ss := r.sp.Stats()
+		s.Durable, s.Queued, s.SpoolBytes, s.Recovered, s.SpoolLost = true, int64(ss.Pending), ss.Bytes, r.recovered, ss.Lost
 	}
 	if le := r.lastErr.Load(); le != nil {
 		s.LastError = le.msg
@@ -429,6 +691,11 @@ type Options struct {
 	// HTTPClient sends webhooks (default: a client with no overall timeout;
 	// the per-attempt Spec.Timeout applies).
 	HTTPClient HTTPDoer
+	// SpoolDir, when set, is the directory of this action's spool: a
+	// durable action (IsDurable) keeps its queue there, and items found
+	// there at New are delivered first. Spool configures it.
+	SpoolDir string
+	Spool    spool.Options
 }
 
 func (o *Options) defaults() {

@@ -434,6 +434,51 @@ func TestPostgresBatchedInsert(t *testing.T) {
 	}
 }
 
+// TestPostgresBadRowIsolated: a batch (COPY from 16 rows, INSERT below)
+// with a row the table rejects stores every other row and reports only the
+// bad one, without retrying.
+func TestPostgresBadRowIsolated(t *testing.T) {
+	url := testenv.Service(t, testenv.Postgres)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	table := unique("ew_rows")
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" (device text NOT NULL, temp double precision CHECK (temp < 100))"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "DROP TABLE "+table)
+	for _, size := range []int{50, 5} {
+		a, f := start(t, Spec{Type: "postgres", URL: url, Table: table, BatchSize: size, RetryBackoff: Duration(time.Hour),
+			Columns: map[string]string{"device": "${device}", "temp": "${temp}"}}, Options{})
+		if _, err := conn.Exec(ctx, "TRUNCATE "+table); err != nil {
+			t.Fatal(err)
+		}
+		outs := make([]*stream.Output, size)
+		for i := range outs {
+			temp := float64(i)
+			if i == size/2 {
+				temp = 500
+			}
+			outs[i] = output(fmt.Sprintf("d%d", i), temp, time.Unix(int64(i), 0))
+		}
+		do(t, a, outs...)
+		eventually(t, func() bool { st := a.Stats(); return st.Delivered+st.Failed == uint64(size) }, "batch of %d settled: %+v", size, a.Stats())
+		if st := a.Stats(); st.Failed != 1 || st.Retried != 0 {
+			t.Fatalf("batch of %d: %+v", size, st)
+		}
+		if fs := f.get(); len(fs) != 1 || !strings.Contains(fs[0].Error, "23514") {
+			t.Fatalf("batch of %d: failures %+v", size, fs)
+		}
+		var count int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&count); err != nil || count != size-1 {
+			t.Fatalf("batch of %d: %d rows stored (%v)", size, count, err)
+		}
+	}
+}
+
 // TestAMQPReconnects: when the connection to RabbitMQ breaks, the next
 // batch fails, is retried on a new connection and arrives.
 func TestAMQPReconnects(t *testing.T) {

@@ -35,8 +35,33 @@ type archiveSink struct {
 	lines   int       // lines in the open object
 	opened  time.Time // zero when no object is open
 	seq     uint64
-	pending [][]byte // objects whose write failed, retried on the next flush
+	pending [][]byte // sealed objects not written yet (write failures are retried)
 	keys    []string
+	meta    []objMeta // per pending object
+	open_   objMeta   // of the open object
+
+	// Written since the last settled call: items and highest sequence.
+	doneN   int
+	doneSeq uint64
+}
+
+// objMeta counts an object's items and its highest spool sequence.
+type objMeta struct {
+	lines   int
+	lastSeq uint64
+}
+
+// maxPending bounds the sealed objects held in memory while the bucket
+// fails: beyond it deliver refuses new items (they are retried, and a
+// durable action keeps them in its spool).
+const maxPending = 2
+
+func (s *archiveSink) settled() (int, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, seq := s.doneN, s.doneSeq
+	s.doneN = 0
+	return n, seq
 }
 
 func (s *archiveSink) flushInterval() time.Duration { return min(time.Second, s.maxAge) }
@@ -56,6 +81,11 @@ func (s *archiveSink) open(ctx context.Context) (*blob.Bucket, error) {
 func (s *archiveSink) deliver(ctx context.Context, batch []*Item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.pending) >= maxPending {
+		if err := s.writePending(ctx); err != nil {
+			return err
+		}
+	}
 	for _, it := range batch {
 		if s.gz == nil {
 			s.buf.Reset()
@@ -66,12 +96,15 @@ func (s *archiveSink) deliver(ctx context.Context, batch []*Item) error {
 		s.gz.Write([]byte{'\n'})
 		s.raw += len(it.Body) + 1
 		s.lines++
+		s.open_.lines++
+		s.open_.lastSeq = max(s.open_.lastSeq, it.seq)
 		if s.raw >= s.maxBytes {
 			s.seal()
 		}
 	}
-	// The items are in the sink's buffer now; write failures are retried
-	// by the periodic flush, not by redelivering the batch.
+	// The items are in the open object now: they count as delivered (and
+	// leave a durable action's spool) only once their object is written.
+	// Write failures are retried by the next deliver or periodic flush.
 	_ = s.writePending(ctx)
 	return nil
 }
@@ -87,6 +120,8 @@ func (s *archiveSink) seal() {
 	key := path.Join(s.prefix, t.Format("2006/01/02/15"), fmt.Sprintf("%s-%d-%06d.ndjson.gz", s.rule, t.UnixMilli(), s.seq))
 	s.pending = append(s.pending, bytes.Clone(s.buf.Bytes()))
 	s.keys = append(s.keys, key)
+	s.meta = append(s.meta, s.open_)
+	s.open_ = objMeta{}
 	s.gz, s.raw, s.lines, s.opened = nil, 0, 0, time.Time{}
 }
 
@@ -106,7 +141,9 @@ func (s *archiveSink) writePending(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("archive: write %s: %w", s.keys[0], err)
 		}
-		s.pending, s.keys = s.pending[1:], s.keys[1:]
+		s.doneN += s.meta[0].lines
+		s.doneSeq = max(s.doneSeq, s.meta[0].lastSeq)
+		s.pending, s.keys, s.meta = s.pending[1:], s.keys[1:], s.meta[1:]
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/rules/spool"
 	"github.com/edgewise-iot/edgewise/internal/rules/stream"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
@@ -117,7 +119,17 @@ func New(name, rule string, spec Spec, opts Options, fail FailFunc) (*Action, er
 	if fail == nil {
 		fail = func(*Item, Failure) {}
 	}
-	return &Action{spec: spec, r: newRunner(name, spec.Type, s, spec, &opts, fail), render: render}, nil
+	var sp *spool.Spool
+	if opts.SpoolDir != "" && IsDurable(spec) {
+		if opts.Spool.Logger == nil {
+			opts.Spool.Logger = opts.Logger
+		}
+		if sp, err = spool.Open(opts.SpoolDir, opts.Spool); err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("action %s: %w", name, err)
+		}
+	}
+	return &Action{spec: spec, r: newRunner(name, spec.Type, s, spec, &opts, fail, sp), render: render}, nil
 }
 
 // Validate checks spec without starting anything or connecting to the
@@ -154,8 +166,26 @@ func (a *Action) Do(out *stream.Output, origin *Origin) error {
 	if it.Time.IsZero() {
 		it.Time = out.EventTime
 	}
+	if a.spec.Type == "webhook" {
+		it.ID = newID()
+	}
 	return a.r.enqueue(it)
 }
+
+// Sync makes the items queued so far durable (a no-op for in-memory
+// actions): a rule calls it before its publish hook returns.
+func (a *Action) Sync() error {
+	if a.r.sp == nil {
+		return nil
+	}
+	if err := a.r.sp.Commit(); err != nil {
+		return fmt.Errorf("action %s: %w", a.r.name, err)
+	}
+	return nil
+}
+
+// Durable reports whether the action's queue is spooled on disk.
+func (a *Action) Durable() bool { return a.r.sp != nil }
 
 // Spec returns the action's specification.
 func (a *Action) Spec() Spec { return a.spec }
@@ -346,7 +376,7 @@ func buildPostgres(spec Spec) (sink, func(*stream.Output) (*Item, error), error)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &postgresSink{url: spec.URL, table: quoteTable(spec.Table), columns: cm.keys}
+	s := &postgresSink{url: spec.URL, table: quoteTable(spec.Table), ident: tableIdent(spec.Table), columns: cm.keys}
 	return s, func(o *stream.Output) (*Item, error) {
 		vals := make([]any, len(cm.fields))
 		for i, f := range cm.fields {
@@ -545,4 +575,13 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("time %q is neither RFC 3339 nor a unix timestamp", s)
 	}
 	return t, nil
+}
+
+// newID returns a random UUID (version 4).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -81,8 +81,14 @@ type webhookSink struct {
 }
 
 func (s *webhookSink) deliver(ctx context.Context, batch []*Item) error {
-	for _, it := range batch {
+	for i, it := range batch {
 		if err := s.send(ctx, it); err != nil {
+			if i > 0 && !IsPermanent(err) {
+				return &progressError{done: i, err: err}
+			}
+			if i > 0 {
+				return Permanent(&progressError{done: i, err: err})
+			}
 			return err
 		}
 	}
@@ -98,6 +104,9 @@ func (s *webhookSink) send(ctx context.Context, it *Item) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "edgewise-rules")
+	if it.ID != "" {
+		req.Header.Set("Idempotency-Key", it.ID)
+	}
 	for k, v := range it.Headers {
 		req.Header.Set(k, v)
 	}

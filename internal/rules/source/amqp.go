@@ -38,12 +38,23 @@ type Config struct {
 	QoS *byte `yaml:"qos" json:"qos,omitempty"`
 	// ClientID the injected messages carry (default "amqp:<queue>").
 	ClientID string `yaml:"client_id" json:"client_id,omitempty"`
+	// AckBatch is how many injected messages one acknowledgement settles
+	// (basic.ack with multiple=true; default Prefetch/2, 1 acknowledges
+	// each message). Pending acknowledgements are also sent as soon as no
+	// delivery is waiting, before a requeue or reject, and on shutdown.
+	AckBatch int `yaml:"ack_batch" json:"ack_batch,omitempty"`
 }
 
 // Injector publishes a message as if a client had; *rules.Manager
 // satisfies it.
 type Injector interface {
 	Inject(ctx context.Context, topic string, payload []byte, qos byte, clientID string) error
+}
+
+// BatchInjector is an Injector that also takes several messages at once
+// (one storage write for all); *rules.Manager satisfies it.
+type BatchInjector interface {
+	InjectBatch(ctx context.Context, topics []string, payloads [][]byte, qos byte, clientID string) error
 }
 
 // Stats are a source's counters.
@@ -55,6 +66,7 @@ type Stats struct {
 	Requeued   uint64 `json:"requeued"`
 	Rejected   uint64 `json:"rejected"`
 	Reconnects uint64 `json:"reconnects"`
+	Acks       uint64 `json:"acks"` // basic.ack frames sent (each may settle several messages)
 	LastError  string `json:"last_error,omitempty"`
 }
 
@@ -70,6 +82,7 @@ type AMQP struct {
 
 	connected                                          atomic.Bool
 	received, injected, requeued, rejected, reconnects atomic.Uint64
+	acks                                               atomic.Uint64
 	lastErr                                            atomic.Pointer[string]
 }
 
@@ -91,6 +104,10 @@ func NewAMQP(cfg Config, inj Injector, log *slog.Logger) (*AMQP, error) {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 100
 	}
+	if cfg.AckBatch <= 0 {
+		cfg.AckBatch = max(1, cfg.Prefetch/2)
+	}
+	cfg.AckBatch = min(cfg.AckBatch, cfg.Prefetch)
 	qos := byte(1)
 	if cfg.QoS != nil {
 		qos = *cfg.QoS
@@ -149,23 +166,62 @@ func (s *AMQP) consume(ctx context.Context) error {
 	}
 	s.connected.Store(true)
 	s.log.Info("amqp source consuming")
+	a := &acker{ch: ch, sent: &s.acks}
+	defer a.flush() // best effort: unacknowledged messages are redelivered anyway
+	if bi, ok := s.inj.(BatchInjector); ok && s.cfg.AckBatch > 1 {
+		return s.consumeBatches(ctx, deliveries, bi, a)
+	}
 	for {
+		var d amqp.Delivery
+		var ok bool
 		select {
-		case <-ctx.Done():
-			return nil
-		case d, ok := <-deliveries:
-			if !ok {
-				return fmt.Errorf("source: amqp deliveries closed: %w", amqp.ErrClosed)
-			}
-			if err := s.handle(ctx, &d); err != nil {
+		case d, ok = <-deliveries:
+		default:
+			// Nothing waiting: settle what was injected before blocking.
+			if err := a.flush(); err != nil {
 				return err
 			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case d, ok = <-deliveries:
+			}
+		}
+		if !ok {
+			return fmt.Errorf("source: amqp deliveries closed: %w", amqp.ErrClosed)
+		}
+		if err := s.handle(ctx, &d, a); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }
 
+// acker acknowledges injected deliveries in groups (multiple=true).
+type acker struct {
+	ch   *amqp.Channel
+	tag  uint64 // highest injected, unacknowledged delivery tag
+	n    int
+	sent *atomic.Uint64
+}
+
+func (a *acker) flush() error {
+	if a.n == 0 {
+		return nil
+	}
+	tag := a.tag
+	a.n = 0
+	if err := a.ch.Ack(tag, true); err != nil {
+		return fmt.Errorf("source: amqp ack: %w", err)
+	}
+	a.sent.Add(1)
+	return nil
+}
+
 // handle injects one delivery and settles it; an error ends the session.
-func (s *AMQP) handle(ctx context.Context, d *amqp.Delivery) error {
+func (s *AMQP) handle(ctx context.Context, d *amqp.Delivery, a *acker) error {
 	s.received.Add(1)
 	topic, err := s.render(d)
 	if err != nil {
@@ -173,6 +229,9 @@ func (s *AMQP) handle(ctx context.Context, d *amqp.Delivery) error {
 		msg := err.Error()
 		s.lastErr.Store(&msg)
 		s.log.Warn("amqp message rejected", "err", err)
+		if err := a.flush(); err != nil {
+			return err
+		}
 		return d.Reject(false)
 	}
 	if err := s.inj.Inject(ctx, topic, d.Body, s.qos, s.cfg.ClientID); err != nil {
@@ -180,6 +239,9 @@ func (s *AMQP) handle(ctx context.Context, d *amqp.Delivery) error {
 		msg := err.Error()
 		s.lastErr.Store(&msg)
 		s.log.Warn("amqp message requeued: injection failed", "topic", topic, "err", err)
+		if err := a.flush(); err != nil {
+			return err
+		}
 		if nerr := d.Nack(false, true); nerr != nil {
 			return nerr
 		}
@@ -190,7 +252,11 @@ func (s *AMQP) handle(ctx context.Context, d *amqp.Delivery) error {
 		return nil
 	}
 	s.injected.Add(1)
-	return d.Ack(false)
+	a.tag, a.n = d.DeliveryTag, a.n+1
+	if a.n >= s.cfg.AckBatch {
+		return a.flush()
+	}
+	return nil
 }
 
 func (s *AMQP) render(d *amqp.Delivery) (string, error) {
@@ -267,10 +333,94 @@ func plain(v any) any {
 func (s *AMQP) Stats() Stats {
 	st := Stats{
 		Queue: s.cfg.Queue, Connected: s.connected.Load(), Received: s.received.Load(), Injected: s.injected.Load(),
-		Requeued: s.requeued.Load(), Rejected: s.rejected.Load(), Reconnects: s.reconnects.Load(),
+		Requeued: s.requeued.Load(), Rejected: s.rejected.Load(), Reconnects: s.reconnects.Load(), Acks: s.acks.Load(),
 	}
 	if p := s.lastErr.Load(); p != nil {
 		st.LastError = *p
 	}
 	return st
+}
+
+// batchLinger is how long a batch waits for the next delivery.
+const batchLinger = time.Millisecond
+
+// consumeBatches takes the deliveries waiting (up to AckBatch), injects
+// them with one call and settles them with one basic.ack (or requeues
+// them all with one basic.nack when injection failed).
+func (s *AMQP) consumeBatches(ctx context.Context, deliveries <-chan amqp.Delivery, bi BatchInjector, a *acker) error {
+	var topics []string
+	var payloads [][]byte
+	var linger *time.Timer
+	for {
+		var d amqp.Delivery
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok = <-deliveries:
+		}
+		topics, payloads = topics[:0], payloads[:0]
+		var last uint64
+		for n := 0; ; {
+			if !ok {
+				return fmt.Errorf("source: amqp deliveries closed: %w", amqp.ErrClosed)
+			}
+			s.received.Add(1)
+			n++
+			topic, err := s.render(&d)
+			if err != nil {
+				s.rejected.Add(1)
+				msg := err.Error()
+				s.lastErr.Store(&msg)
+				s.log.Warn("amqp message rejected", "err", err)
+				if err := d.Reject(false); err != nil {
+					return err
+				}
+			} else {
+				topics, payloads, last = append(topics, topic), append(payloads, d.Body), d.DeliveryTag
+			}
+			if n >= s.cfg.AckBatch {
+				break
+			}
+			// The client hands deliveries over one at a time: give the
+			// next one a moment (batchLinger) to arrive.
+			if linger == nil {
+				linger = time.NewTimer(batchLinger)
+			} else {
+				linger.Reset(batchLinger)
+			}
+			select {
+			case d, ok = <-deliveries:
+				if !linger.Stop() {
+					<-linger.C
+				}
+				continue
+			case <-linger.C:
+			}
+			break
+		}
+		if len(topics) == 0 {
+			continue
+		}
+		if err := bi.InjectBatch(ctx, topics, payloads, s.qos, s.cfg.ClientID); err != nil {
+			s.requeued.Add(uint64(len(topics)))
+			msg := err.Error()
+			s.lastErr.Store(&msg)
+			s.log.Warn("amqp messages requeued: injection failed", "messages", len(topics), "err", err)
+			if err := a.ch.Nack(last, true, true); err != nil {
+				return fmt.Errorf("source: amqp nack: %w", err)
+			}
+			select { // do not spin on a failing store
+			case <-ctx.Done():
+				return nil
+			case <-time.After(s.retryMin):
+			}
+			continue
+		}
+		s.injected.Add(uint64(len(topics)))
+		a.tag, a.n = last, len(topics)
+		if err := a.flush(); err != nil {
+			return err
+		}
+	}
 }

@@ -51,7 +51,7 @@ func (l *lateHook) OnPublish(ctx context.Context, b []*broker.Message) error {
 	return l.h.OnPublish(ctx, b)
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -234,5 +234,131 @@ func TestNewAMQPValidates(t *testing.T) {
 		if _, err := source.NewAMQP(c, nil, nil); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
+	}
+}
+
+// TestAMQPSourceReconnects: RabbitMQ cancels the consumer (its queue is
+// deleted); the source reconnects with backoff until the queue exists
+// again and consumes what is published after, and every message of a
+// burst is settled with grouped acknowledgements.
+func TestAMQPSourceReconnects(t *testing.T) {
+	srv := newServer(t)
+	url, queue, dlq, ch := rabbit(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src, err := source.NewAMQP(source.Config{URL: url, Queue: queue, Topic: "devices/${payload.device_id}/telemetry", Prefetch: 50}, srv.rules, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	const burst = 300
+	for i := range burst {
+		publish(t, ch, queue, nil, fmt.Sprintf(`{"device_id":"a%d","data":{"n":%d}}`, i%7, i))
+	}
+	eventually(t, func() bool { return src.Stats().Injected == burst }, "burst injected: %+v", src.Stats())
+	eventually(t, func() bool {
+		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+		return err == nil && q.Messages == 0 && q.Consumers == 1
+	}, "burst acknowledged")
+	if st := src.Stats(); st.Received != burst || st.Acks == 0 || st.Acks > burst {
+		t.Fatalf("after the burst: %+v", st)
+	}
+	t.Logf("%d messages settled with %d basic.ack frames", burst, src.Stats().Acks)
+
+	// RabbitMQ ends the consumer: the queue goes away.
+	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return !src.Stats().Connected }, "source noticed the cancel")
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, amqp.Table{
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return src.Stats().Connected }, "source reconnected: %+v", src.Stats())
+	publish(t, ch, queue, nil, `{"device_id":"after","data":{"n":1}}`)
+	eventually(t, func() bool { return src.Stats().Injected == burst+1 }, "message after reconnect injected: %+v", src.Stats())
+	if st := src.Stats(); st.Reconnects == 0 {
+		t.Fatalf("no reconnect counted: %+v", st)
+	}
+	eventually(t, func() bool {
+		series, err := srv.ts.Query(ctx, tsdb.Query{Measurement: "telemetry", Tags: []tsdb.Tag{{Key: "device_id", Value: "after"}}})
+		return err == nil && len(series) == 1
+	}, "message after reconnect stored")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkAMQPSource: messages/s from a RabbitMQ queue into the broker,
+// storage and rules (no rules loaded), acknowledging each message versus
+// grouped acknowledgements (the default, prefetch/2).
+func BenchmarkAMQPSource(b *testing.B) {
+	for _, ackBatch := range []int{1, 0} {
+		name := "ack_each"
+		if ackBatch == 0 {
+			name = "ack_batch"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchSource(b, ackBatch)
+		})
+	}
+}
+
+func benchSource(b *testing.B, ackBatch int) {
+	url := os.Getenv("EDGEWISE_TEST_AMQP")
+	if url == "" {
+		b.Skip("EDGEWISE_TEST_AMQP not set")
+	}
+	srv := newServer(b)
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	queue := unique("ew_bench")
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	defer ch.QueueDelete(queue, false, false, false)
+	body := []byte(`{"device_id":"d1","data":{"temp":21.5}}`)
+	for range b.N {
+		if err := ch.PublishWithContext(context.Background(), "", queue, false, false, amqp.Publishing{Body: body}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventuallyB(b, func() bool {
+		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+		return err == nil && q.Messages == b.N
+	})
+	src, err := source.NewAMQP(source.Config{URL: url, Queue: queue, Topic: "devices/${payload.device_id}/telemetry", Prefetch: 200, AckBatch: ackBatch}, srv.rules, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ResetTimer()
+	begin := time.Now()
+	go src.Run(ctx)
+	eventuallyB(b, func() bool { return src.Stats().Injected == uint64(b.N) })
+	el := time.Since(begin)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+	b.ReportMetric(float64(src.Stats().Acks), "acks")
+}
+
+func eventuallyB(b *testing.B, cond func() bool) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("condition not met")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
