@@ -25,9 +25,9 @@ type Value struct {
 }
 
 // Str, Num and Boolean build values.
-func Str(s string) Value      { return Value{Kind: String, S: s} }
-func Num(n float64) Value     { return Value{Kind: Number, N: n} }
-func Boolean(b bool) Value    { return Value{Kind: Bool, B: b} }
+func Str(s string) Value   { return Value{Kind: String, S: s} }
+func Num(n float64) Value  { return Value{Kind: Number, N: n} }
+func Boolean(b bool) Value { return Value{Kind: Bool, B: b} }
 func (v Value) String() string {
 	switch v.Kind {
 	case Number:
@@ -246,7 +246,6 @@ func Wildcard(pattern, s string) bool {
 	}
 	return true
 }
-
 
 // LiteralPrefix returns the literal text before the first wildcard of an
 // unquoted pattern (all of it when there is none); an index can use it to
