@@ -14,7 +14,9 @@ func (r recObserver) OnConnect(c ClientInfo) { *r.log = append(*r.log, r.name+" 
 func (r recObserver) OnSubscribe(c ClientInfo, f string) {
 	*r.log = append(*r.log, r.name+" subscribe "+f)
 }
-func (r recObserver) OnDisconnect(c ClientInfo) { *r.log = append(*r.log, r.name+" disconnect "+c.ClientID) }
+func (r recObserver) OnDisconnect(c ClientInfo) {
+	*r.log = append(*r.log, r.name+" disconnect "+c.ClientID)
+}
 
 func TestChainObservers(t *testing.T) {
 	if ChainObservers() != nil || ChainObservers(nil, nil) != nil {

@@ -342,12 +342,12 @@ func (ix *Index) ancestorsLocked(gs []string, dst []string) []string {
 // view is one thing as the search evaluator sees it. Shadow sections are
 // read on first use.
 type view struct {
-	ix       *Index
-	ctx      context.Context
-	d        *doc
-	groups   []string // direct groups and ancestors, computed on first use
-	grouped  bool
-	err      error
+	ix      *Index
+	ctx     context.Context
+	d       *doc
+	groups  []string // direct groups and ancestors, computed on first use
+	grouped bool
+	err     error
 	// The shadow callback and its arguments, allocated once per scan.
 	field  search.Field
 	out    []search.Value

@@ -163,7 +163,7 @@ type recorder struct {
 	events []string
 }
 
-func (r *recorder) add(s string) { r.mu.Lock(); r.events = append(r.events, s); r.mu.Unlock() }
+func (r *recorder) add(s string)                  { r.mu.Lock(); r.events = append(r.events, s); r.mu.Unlock() }
 func (r *recorder) ThingChanged(t registry.Thing) { r.add("thing " + t.Name) }
 func (r *recorder) ThingDeleted(n string)         { r.add("-thing " + n) }
 func (r *recorder) GroupChanged(g registry.Group) { r.add("group " + g.Name) }
