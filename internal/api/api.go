@@ -56,6 +56,8 @@ type Options struct {
 	Shadows     Shadows  // optional: shadow routes
 	Commands    Commands // optional: command routes
 	Jobs        Jobs     // optional: job routes
+	Fleet       Fleet    // optional: thing types, groups, PATCH things
+	Search      Search   // optional: fleet search
 }
 
 // API is the HTTP API.
@@ -109,6 +111,7 @@ func (a *API) routes() {
 	}
 	a.rulesRoutes()
 	a.deviceRoutes()
+	a.fleetRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -243,6 +246,13 @@ func (a *API) createThing(w http.ResponseWriter, r *http.Request) error {
 func (a *API) listThings(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	o := registry.ListOptions{After: q.Get("after"), Type: q.Get("type")}
+	if s := q.Get("next"); s != "" {
+		after, err := decodeCursor(s)
+		if err != nil {
+			return err
+		}
+		o.After = after
+	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
@@ -257,7 +267,7 @@ func (a *API) listThings(w http.ResponseWriter, r *http.Request) error {
 	if things == nil {
 		things = []registry.Thing{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"things": things, "next": next})
+	writeJSON(w, http.StatusOK, map[string]any{"things": things, "next": encodeCursor(next)})
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/commands"
 	"github.com/edgewise-iot/edgewise/internal/config"
+	"github.com/edgewise-iot/edgewise/internal/fleet"
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
 	"github.com/edgewise-iot/edgewise/internal/jobs"
@@ -64,6 +65,8 @@ type App struct {
 	shadows  *shadow.Service
 	commands *commands.Service
 	jobs     *jobs.Service
+
+	fleet *fleet.Index // fleet search over the registry
 }
 
 // New opens the data directory and builds every subsystem, binding the
@@ -94,17 +97,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.db, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "registry.db")); err != nil {
 		return nil, err
 	}
-	if a.reg, err = registry.New(ctx, a.db, registry.Options{Logger: log.With("subsystem", "registry")}); err != nil {
+	a.fleet = fleet.New(fleet.Options{Logger: log.With("subsystem", "fleet")})
+	if a.reg, err = registry.New(ctx, a.db, registry.Options{Logger: log.With("subsystem", "registry"), Listener: a.fleet}); err != nil {
+		return nil, err
+	}
+	if err = a.fleet.Load(ctx, a.reg); err != nil {
 		return nil, err
 	}
 	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow"), MaxDocumentBytes: cfg.Devices.ShadowMaxBytes}); err != nil {
 		return nil, err
 	}
+	a.fleet.SetShadows(fleet.ShadowStore{Store: a.states})
 	a.shadows = shadow.NewService(a.states, nil, shadow.ServiceOptions{Logger: log.With("subsystem", "shadow")})
 	if a.commands, err = commands.New(ctx, a.db, nil, commands.Options{Logger: log.With("subsystem", "commands"), Retention: time.Duration(cfg.Devices.CommandRetention)}); err != nil {
 		return nil, err
 	}
-	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs")}); err != nil {
+	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs"), Groups: a.fleet}); err != nil {
 		return nil, err
 	}
 	a.cat, err = tsdb.OpenCatalog(ctx, tsdb.CatalogOptions{
@@ -193,7 +201,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Authenticator:    au,
 		Authorizer:       au,
 		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.rules),
-		Observer:         a.commands,
+		Observer:         broker.ChainObservers(a.commands, a.fleet),
 		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
 		ReceiveMaximum:   uint16(cfg.MQTT.ReceiveMaximum),
@@ -239,6 +247,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Shadows:     a.shadows,
 		Commands:    a.commands,
 		Jobs:        a.jobs,
+		Fleet:       a.reg,
+		Search:      a.fleet,
 	})
 	if err != nil {
 		return nil, err

@@ -252,6 +252,10 @@ func (ix *Index) MembershipChanged(g, thing string, member bool) {
 
 var _ registry.Listener = (*Index)(nil)
 
+// SetShadows sets the shadow reader when it is built after the index; call
+// it before the index is used concurrently.
+func (ix *Index) SetShadows(s Shadows) { ix.shadows = s }
+
 // OnConnect implements broker.Observer.
 func (ix *Index) OnConnect(c broker.ClientInfo) {
 	name := identity(c)
