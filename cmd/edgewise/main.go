@@ -38,7 +38,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 	)
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
-	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd())
+	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd(), newTokensCmd(), newAuditCmd())
 	return root
 }
 

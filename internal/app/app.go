@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/access"
 	"github.com/edgewise-iot/edgewise/internal/api"
 	"github.com/edgewise-iot/edgewise/internal/auth"
 	"github.com/edgewise-iot/edgewise/internal/broker"
@@ -66,7 +67,8 @@ type App struct {
 	commands *commands.Service
 	jobs     *jobs.Service
 
-	fleet *fleet.Index // fleet search over the registry
+	fleet  *fleet.Index    // fleet search over the registry
+	access *access.Service // API tokens and the audit log
 }
 
 // New opens the data directory and builds every subsystem, binding the
@@ -217,9 +219,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}); err != nil {
 		return nil, err
 	}
+	if a.access, err = access.New(ctx, a.db, access.Options{Logger: log.With("subsystem", "access"), AdminToken: a.token}); err != nil {
+		return nil, err
+	}
 	influxSrv, err := influx.New(influx.Options{
 		Catalog:        a.cat,
-		Auth:           influx.StaticToken(a.token),
+		Auth:           access.InfluxChecker{S: a.access},
 		AllowAnonymous: cfg.Influx.AllowAnonymous,
 		Logger:         log.With("subsystem", "influx"),
 		MaxBodyBytes:   cfg.Influx.MaxBodyBytes,
@@ -249,6 +254,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Jobs:        a.jobs,
 		Fleet:       a.reg,
 		Search:      a.fleet,
+		Access:      a.access,
 	})
 	if err != nil {
 		return nil, err
