@@ -56,6 +56,8 @@ type Options struct {
 	Shadows     Shadows  // optional: shadow routes
 	Commands    Commands // optional: command routes
 	Jobs        Jobs     // optional: job routes
+	Certs       Certs    // optional: certificate and CA routes
+	Policies    Policies // optional: policy routes
 }
 
 // API is the HTTP API.
@@ -109,6 +111,8 @@ func (a *API) routes() {
 	}
 	a.rulesRoutes()
 	a.deviceRoutes()
+	a.certRoutes()
+	a.policyRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
