@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 	)
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
 	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd(), newTokensCmd(), newAuditCmd())
+	root.AddCommand(newCertsCmd(), newCAsCmd(), newPoliciesCmd())
 	return root
 }
 

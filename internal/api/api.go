@@ -62,7 +62,9 @@ type Options struct {
 	// Access, when set, authenticates API tokens with scopes, audits
 	// every change and serves /api/v1/tokens and /api/v1/audit; without
 	// it only Token is accepted.
-	Access Access
+	Access   Access
+	Certs    Certs    // optional: certificate and CA routes
+	Policies Policies // optional: policy routes
 }
 
 // API is the HTTP API.
@@ -118,6 +120,8 @@ func (a *API) routes() {
 	a.deviceRoutes()
 	a.fleetRoutes()
 	a.accessRoutes()
+	a.certRoutes()
+	a.policyRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -27,6 +27,8 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
 	"github.com/edgewise-iot/edgewise/internal/jobs"
+	"github.com/edgewise-iot/edgewise/internal/pki"
+	"github.com/edgewise-iot/edgewise/internal/policy"
 	"github.com/edgewise-iot/edgewise/internal/registry"
 	"github.com/edgewise-iot/edgewise/internal/rules"
 	"github.com/edgewise-iot/edgewise/internal/rules/source"
@@ -46,6 +48,9 @@ type App struct {
 	lock   *os.File
 	db     *sql.DB
 	reg    *registry.Registry
+	pki    *pki.Service  // platform CA, device certificates, registered CAs
+	pol    *policy.Store // authorization policies
+	auth   *auth.Auth
 	states *shadow.Store
 	cat    *tsdb.Catalog
 	ts     *tsdb.DB // the default database
@@ -106,6 +111,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err = a.fleet.Load(ctx, a.reg); err != nil {
 		return nil, err
 	}
+	if err := a.openIdentity(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	a.pol.SetGroupResolver(a.fleet) // policies attached to groups reach their members
 	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow"), MaxDocumentBytes: cfg.Devices.ShadowMaxBytes}); err != nil {
 		return nil, err
 	}
@@ -181,7 +190,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		}
 		a.srcs = append(a.srcs, src)
 	}
-	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg})
+	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg, Certs: a.pki, Lookup: a.reg, Policies: a.pol,
+		DisablePassword: !cfg.Auth.Password, Logger: log.With("subsystem", "auth")})
+	a.auth = au
 	queuePolicy, err := broker.ParseDropPolicy(cfg.MQTT.QueuePolicy)
 	if err != nil {
 		return nil, err
@@ -235,6 +246,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	pub.s = a.broker
+	au.SetDisconnector(a.broker)
+	a.pki.OnChange(au.CertificateChanged)
 	a.shadows.SetPublisher(a.broker)
 	a.commands.SetPublisher(a.broker)
 	a.jobs.SetPublisher(a.broker)
@@ -255,6 +268,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Fleet:       a.reg,
 		Search:      a.fleet,
 		Access:      a.access,
+		Certs:       a.pki,
+		Policies:    a.pol,
 	})
 	if err != nil {
 		return nil, err
