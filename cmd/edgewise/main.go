@@ -38,7 +38,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 	)
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
-	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd(), newTokensCmd(), newAuditCmd())
+	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd(), newTokensCmd(), newAuditCmd(), newApplyCmd(), newExportCmd())
 	root.AddCommand(newCertsCmd(), newCAsCmd(), newPoliciesCmd())
 	return root
 }

@@ -63,6 +63,7 @@ type Options struct {
 	// every change and serves /api/v1/tokens and /api/v1/audit; without
 	// it only Token is accepted.
 	Access   Access
+	Apply    Applier  // optional: POST /api/v1/apply, GET /api/v1/export
 	Certs    Certs    // optional: certificate and CA routes
 	Policies Policies // optional: policy routes
 }
@@ -120,6 +121,7 @@ func (a *API) routes() {
 	a.deviceRoutes()
 	a.fleetRoutes()
 	a.accessRoutes()
+	a.applyRoutes()
 	a.certRoutes()
 	a.policyRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

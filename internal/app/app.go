@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgewise-iot/edgewise/internal/access"
 	"github.com/edgewise-iot/edgewise/internal/api"
+	"github.com/edgewise-iot/edgewise/internal/apply"
 	"github.com/edgewise-iot/edgewise/internal/auth"
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/commands"
@@ -268,6 +269,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Fleet:       a.reg,
 		Search:      a.fleet,
 		Access:      a.access,
+		Apply:       &apply.Applier{Registry: a.reg, Rules: a.rules, Policies: a.pol, Certs: a.pki, States: a.states},
 		Certs:       a.pki,
 		Policies:    a.pol,
 	})
