@@ -38,6 +38,8 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 	)
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
+	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd(), newTokensCmd(), newAuditCmd(), newApplyCmd(), newExportCmd())
+	root.AddCommand(newCertsCmd(), newCAsCmd(), newPoliciesCmd())
 	return root
 }
 

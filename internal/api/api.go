@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/access"
 	"github.com/edgewise-iot/edgewise/internal/registry"
 	"github.com/edgewise-iot/edgewise/internal/shadow"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
@@ -56,6 +57,15 @@ type Options struct {
 	Shadows     Shadows  // optional: shadow routes
 	Commands    Commands // optional: command routes
 	Jobs        Jobs     // optional: job routes
+	Fleet       Fleet    // optional: thing types, groups, PATCH things
+	Search      Search   // optional: fleet search
+	// Access, when set, authenticates API tokens with scopes, audits
+	// every change and serves /api/v1/tokens and /api/v1/audit; without
+	// it only Token is accepted.
+	Access   Access
+	Apply    Applier  // optional: POST /api/v1/apply, GET /api/v1/export
+	Certs    Certs    // optional: certificate and CA routes
+	Policies Policies // optional: policy routes
 }
 
 // API is the HTTP API.
@@ -104,11 +114,16 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/things/{name}/telemetry", a.telemetry)
 	if a.opts.Influx != nil {
 		for _, p := range a.opts.InfluxPaths {
-			a.mux.Handle(p, a.opts.Influx)
+			a.mux.Handle(p, influxScoped(a.opts.Influx))
 		}
 	}
 	a.rulesRoutes()
 	a.deviceRoutes()
+	a.fleetRoutes()
+	a.accessRoutes()
+	a.applyRoutes()
+	a.certRoutes()
+	a.policyRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -120,14 +135,40 @@ func (a *API) Handler() http.Handler { return a.mux }
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // handle registers an authenticated route whose errors become JSON errors.
+// The caller needs the route's scope (access.RouteScope); with Options.Access
+// every request other than GET and HEAD is recorded in the audit log.
 func (a *API) handle(pattern string, h handlerFunc) {
+	scope := access.RouteScope(pattern)
+	write := !strings.HasPrefix(pattern, "GET ") && !strings.HasPrefix(pattern, "HEAD ")
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if !a.authorized(r) {
+		p, ok := a.authenticate(r)
+		var sw *statusWriter
+		if write && a.opts.Access != nil {
+			sw = &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() { a.audit(r, pattern, p, sw) }()
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edgewise"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token (send Authorization: Bearer <token>)")
 			return
 		}
+		if !p.Allows(scope) {
+			msg := fmt.Sprintf("token %q lacks scope %s needed for %s", p.Name, scope, pattern)
+			if write {
+				msg += " (read-only tokens cannot change anything)"
+			}
+			if sw != nil {
+				sw.msg = msg
+			}
+			writeError(w, http.StatusForbidden, "forbidden", msg)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 		if err := h(w, r); err != nil {
+			if sw != nil {
+				sw.msg = err.Error()
+			}
 			a.fail(w, r, err)
 		}
 	})
@@ -243,6 +284,13 @@ func (a *API) createThing(w http.ResponseWriter, r *http.Request) error {
 func (a *API) listThings(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	o := registry.ListOptions{After: q.Get("after"), Type: q.Get("type")}
+	if s := q.Get("next"); s != "" {
+		after, err := decodeCursor(s)
+		if err != nil {
+			return err
+		}
+		o.After = after
+	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
@@ -257,7 +305,7 @@ func (a *API) listThings(w http.ResponseWriter, r *http.Request) error {
 	if things == nil {
 		things = []registry.Thing{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"things": things, "next": next})
+	writeJSON(w, http.StatusOK, map[string]any{"things": things, "next": encodeCursor(next)})
 	return nil
 }
 

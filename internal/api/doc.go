@@ -27,4 +27,17 @@
 //	DELETE /api/v1/rules/{name}
 //	POST   /api/v1/rules/{name}/enable, /disable
 //	GET    /api/v1/rules/{name}/stats
+//	PATCH  /api/v1/things/{name}              type and attributes (null removes)
+//	       /api/v1/thing-types[/{name}[/deprecate|/undeprecate]]
+//	       /api/v1/thing-groups[/{name}[/children|/things[/{thing}]]]
+//	GET    /api/v1/things/{name}/groups
+//	GET    /api/v1/search/things|count|aggregate?q=   fleet search (docs/fleet.md)
+//	POST/GET/DELETE /api/v1/tokens[/{id}]     API tokens (admin)
+//	GET    /api/v1/audit                      audit log (admin)
+//	POST   /api/v1/apply, GET /api/v1/export  fleet files (admin)
+//
+// With Options.Access, bearer tokens are the admin token or API tokens, each
+// route needs the scope internal/access.RouteScope gives it (403 forbidden
+// otherwise), and every non-GET request is recorded in the audit log. Lists
+// are paginated with limit and an opaque next cursor.
 package api

@@ -110,7 +110,7 @@ func (c *Client) ListThings(ctx context.Context, o registry.ListOptions) ([]regi
 		q.Set("limit", fmt.Sprint(o.Limit))
 	}
 	if o.After != "" {
-		q.Set("after", o.After)
+		q.Set("next", o.After) // the opaque cursor returned as next
 	}
 	if o.Type != "" {
 		q.Set("type", o.Type)

@@ -17,14 +17,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgewise-iot/edgewise/internal/access"
 	"github.com/edgewise-iot/edgewise/internal/api"
+	"github.com/edgewise-iot/edgewise/internal/apply"
 	"github.com/edgewise-iot/edgewise/internal/auth"
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/commands"
 	"github.com/edgewise-iot/edgewise/internal/config"
+	"github.com/edgewise-iot/edgewise/internal/fleet"
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
 	"github.com/edgewise-iot/edgewise/internal/jobs"
+	"github.com/edgewise-iot/edgewise/internal/pki"
+	"github.com/edgewise-iot/edgewise/internal/policy"
 	"github.com/edgewise-iot/edgewise/internal/registry"
 	"github.com/edgewise-iot/edgewise/internal/rules"
 	"github.com/edgewise-iot/edgewise/internal/rules/source"
@@ -45,6 +50,9 @@ type App struct {
 	lock   *os.File
 	db     *sql.DB
 	reg    *registry.Registry
+	pki    *pki.Service  // platform CA, device certificates, registered CAs
+	pol    *policy.Store // authorization policies
+	auth   *auth.Auth
 	states *shadow.Store
 	cat    *tsdb.Catalog
 	ts     *tsdb.DB // the default database
@@ -65,6 +73,9 @@ type App struct {
 	shadows  *shadow.Service
 	commands *commands.Service
 	jobs     *jobs.Service
+
+	fleet  *fleet.Index    // fleet search over the registry
+	access *access.Service // API tokens and the audit log
 }
 
 // New opens the data directory and builds every subsystem, binding the
@@ -95,17 +106,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.db, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "registry.db")); err != nil {
 		return nil, err
 	}
-	if a.reg, err = registry.New(ctx, a.db, registry.Options{Logger: log.With("subsystem", "registry")}); err != nil {
+	a.fleet = fleet.New(fleet.Options{Logger: log.With("subsystem", "fleet")})
+	if a.reg, err = registry.New(ctx, a.db, registry.Options{Logger: log.With("subsystem", "registry"), Listener: a.fleet}); err != nil {
 		return nil, err
 	}
+	if err = a.fleet.Load(ctx, a.reg); err != nil {
+		return nil, err
+	}
+	if err := a.openIdentity(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	a.pol.SetGroupResolver(a.fleet) // policies attached to groups reach their members
 	if a.states, err = shadow.New(ctx, a.db, shadow.Options{Logger: log.With("subsystem", "shadow"), MaxDocumentBytes: cfg.Devices.ShadowMaxBytes}); err != nil {
 		return nil, err
 	}
+	a.fleet.SetShadows(fleet.ShadowStore{Store: a.states})
 	a.shadows = shadow.NewService(a.states, nil, shadow.ServiceOptions{Logger: log.With("subsystem", "shadow")})
 	if a.commands, err = commands.New(ctx, a.db, nil, commands.Options{Logger: log.With("subsystem", "commands"), Retention: time.Duration(cfg.Devices.CommandRetention)}); err != nil {
 		return nil, err
 	}
-	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs")}); err != nil {
+	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs"), Groups: a.fleet}); err != nil {
 		return nil, err
 	}
 	a.cat, err = tsdb.OpenCatalog(ctx, tsdb.CatalogOptions{
@@ -174,7 +194,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		}
 		a.srcs = append(a.srcs, src)
 	}
-	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg})
+	au := auth.New(auth.Options{AdminToken: a.token, Things: a.reg, Certs: a.pki, Lookup: a.reg, Policies: a.pol,
+		DisablePassword: !cfg.Auth.Password, Logger: log.With("subsystem", "auth")})
+	a.auth = au
 	queuePolicy, err := broker.ParseDropPolicy(cfg.MQTT.QueuePolicy)
 	if err != nil {
 		return nil, err
@@ -196,7 +218,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Authenticator:    au,
 		Authorizer:       au,
 		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.rules),
-		Observer:         a.commands,
+		Observer:         broker.ChainObservers(a.commands, a.fleet),
 		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
 		ReceiveMaximum:   uint16(cfg.MQTT.ReceiveMaximum),
@@ -212,9 +234,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}); err != nil {
 		return nil, err
 	}
+	if a.access, err = access.New(ctx, a.db, access.Options{Logger: log.With("subsystem", "access"), AdminToken: a.token}); err != nil {
+		return nil, err
+	}
 	influxSrv, err := influx.New(influx.Options{
 		Catalog:        a.cat,
-		Auth:           influx.StaticToken(a.token),
+		Auth:           access.InfluxChecker{S: a.access},
 		AllowAnonymous: cfg.Influx.AllowAnonymous,
 		Logger:         log.With("subsystem", "influx"),
 		MaxBodyBytes:   cfg.Influx.MaxBodyBytes,
@@ -225,6 +250,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	pub.s = a.broker
+	au.SetDisconnector(a.broker)
+	a.pki.OnChange(au.CertificateChanged)
 	a.shadows.SetPublisher(a.broker)
 	a.commands.SetPublisher(a.broker)
 	a.jobs.SetPublisher(a.broker)
@@ -242,6 +269,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Shadows:     a.shadows,
 		Commands:    a.commands,
 		Jobs:        a.jobs,
+		Fleet:       a.reg,
+		Search:      a.fleet,
+		Access:      a.access,
+		Apply:       &apply.Applier{Registry: a.reg, Rules: a.rules, Policies: a.pol, Certs: a.pki, States: a.states},
+		Certs:       a.pki,
+		Policies:    a.pol,
 	})
 	if err != nil {
 		return nil, err

@@ -45,10 +45,7 @@ func (a *App) listenMQTT(cfg config.MQTT, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("app: mqtt.tls: %w", err)
 		}
-		if tlsCfg, err = (broker.TLSOptions{
-			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, MinVersion: minV,
-			ClientAuth: broker.ClientAuth(cfg.TLS.ClientAuth), ClientCAFile: cfg.TLS.ClientCAFile, Logger: log,
-		}).Config(); err != nil {
+		if tlsCfg, err = a.tlsConfig(cfg.TLS, minV, log); err != nil {
 			return fmt.Errorf("app: mqtt.tls: %w", err)
 		}
 	}

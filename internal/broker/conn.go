@@ -791,9 +791,9 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		clientID = newClientID()
 		assigned = v5
 	}
-	principal, reason := c.authenticate(cp, clientID)
+	principal, reason, why := c.authenticate(cp, clientID)
 	if reason != packets.Success {
-		return refuse(reason, "authentication failed")
+		return refuse(reason, why)
 	}
 	if s.closing.Load() {
 		return refuse(packets.ServerUnavailable, "server closing")
@@ -885,14 +885,16 @@ func connectLevel(body []byte) byte {
 	return body[2+n]
 }
 
-// authenticate returns the principal or a CONNACK reason code.
-func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, byte) {
+// authenticate returns the principal or a CONNACK reason code with the
+// reason string sent to v5 clients: the Authenticator's error text, which
+// names why (for example a revoked certificate).
+func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, byte, string) {
 	s := c.srv
 	if s.opts.Authenticator == nil {
 		if s.opts.AllowAnonymous {
-			return &Principal{Anonymous: true}, packets.Success
+			return &Principal{Anonymous: true}, packets.Success, ""
 		}
-		return nil, packets.NotAuthorized
+		return nil, packets.NotAuthorized, "authentication failed"
 	}
 	info := &ConnectInfo{
 		ClientID: clientID, Username: cp.Username, HasUsername: cp.UsernameFlag,
@@ -908,22 +910,22 @@ func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, b
 	cancel()
 	switch {
 	case err == nil && p != nil:
-		return p, packets.Success
+		return p, packets.Success, ""
 	case err == nil:
 		s.log.Warn("broker: authenticator returned no principal", "client", clientID)
-		return nil, packets.ServerUnavailable
+		return nil, packets.ServerUnavailable, "authentication failed"
 	case errors.Is(err, ErrNoCredentials):
 		if s.opts.AllowAnonymous {
-			return &Principal{Anonymous: true}, packets.Success
+			return &Principal{Anonymous: true}, packets.Success, ""
 		}
-		return nil, packets.NotAuthorized
+		return nil, packets.NotAuthorized, "authentication failed"
 	case errors.Is(err, ErrBadCredentials):
-		return nil, packets.BadUsernameOrPassword
+		return nil, packets.BadUsernameOrPassword, err.Error()
 	case errors.Is(err, ErrNotAuthorized):
-		return nil, packets.NotAuthorized
+		return nil, packets.NotAuthorized, err.Error()
 	}
 	s.log.Warn("broker: authenticator failed", "client", clientID, "err", err)
-	return nil, packets.ServerUnavailable
+	return nil, packets.ServerUnavailable, "authentication failed"
 }
 
 // attach binds c to its session (new, resumed or taken over), queues the
@@ -1263,6 +1265,9 @@ func (c *conn) handleSubscribe(h packets.FixedHeader, body []byte) bool {
 				continue
 			}
 			qos := min(m.qos, rr.qos)
+			if qos == 0 && !s.mayReceive(c.principal, m.topic) {
+				continue
+			}
 			if qos == 0 {
 				// Bounded like live QoS 0 traffic, so a wide filter over
 				// many retained topics cannot grow the output without end.

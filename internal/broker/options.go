@@ -193,6 +193,15 @@ type Principal struct {
 	Name      string // thing name (or "admin"); empty for anonymous
 	Admin     bool
 	Anonymous bool
+	// CertificateID identifies the client certificate the connection
+	// authenticated with; empty otherwise.
+	CertificateID string
+	// CheckReceive asks the Authorizer's Receiver before each delivery to
+	// this principal (see Receiver).
+	CheckReceive bool
+	// Authz is the Authenticator's and Authorizer's own per-connection
+	// state (a compiled policy); the broker never looks at it.
+	Authz any
 }
 
 // Errors an Authenticator returns to select the CONNACK reason.
@@ -304,7 +313,7 @@ type Stats struct {
 	DroppedQueue    int64 `json:"dropped_queue"`     // queued messages dropped because a session queue was full
 	DroppedTooLarge int64 `json:"dropped_too_large"` // messages bigger than the client's Maximum Packet Size
 	DroppedExpired  int64 `json:"dropped_expired"`   // queued messages whose Message Expiry Interval passed
-	Denied          int64 `json:"denied"`            // publishes and subscriptions refused by the Authorizer
+	Denied          int64 `json:"denied"`            // publishes, subscriptions and deliveries refused by the Authorizer
 	AuthFailures    int64 `json:"auth_failures"`     // rejected CONNECTs
 	ProtocolErrors  int64 `json:"protocol_errors"`   // connections closed for malformed or illegal input
 	Panics          int64 `json:"panics"`            // connection goroutines recovered from a panic

@@ -330,7 +330,7 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 		retain := m.rap && p.Retain
 		if qos == 0 {
 			c := m.sess.conn.Load()
-			if c == nil {
+			if c == nil || c.principal != nil && c.principal.CheckReceive && !s.mayReceive(c.principal, p.Topic) {
 				continue
 			}
 			var ok bool

@@ -28,6 +28,7 @@ type counters struct {
 type Server struct {
 	opts     Options
 	log      *slog.Logger
+	receiver Receiver // the Authorizer's, if it is one
 	subs     *topics.Trie[*subscription]
 	retained retainedStore
 	stats    counters
@@ -71,6 +72,7 @@ func New(opts Options) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	s.retained.init()
+	s.receiver, _ = o.Authorizer.(Receiver)
 	s.routers.New = func() any { return newRouter() }
 	if o.SessionStore != nil {
 		s.store = o.SessionStore

@@ -175,6 +175,10 @@ func (ss *session) sendLocked(c *conn, m outMsg, now time.Time) uint64 {
 		ss.doneLocked(&m)
 		return 0
 	}
+	if !s.mayReceive(c.principal, m.msg.topic) {
+		ss.doneLocked(&m)
+		return 0
+	}
 	m.id = ss.nextIDLocked()
 	m.state = stSent
 	p := buildPublish(m.msg, m.qos, m.retain, m.id, now)

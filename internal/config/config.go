@@ -46,6 +46,8 @@ type Config struct {
 	Influx  Influx  `yaml:"influx"`
 	Rules   Rules   `yaml:"rules"`
 	Devices Devices `yaml:"devices"`
+	PKI     PKI     `yaml:"pki"`
+	Auth    Auth    `yaml:"auth"`
 	// AdminToken is the API's admin bearer token (and the password of the
 	// "admin" MQTT user). It comes only from EDGEWISE_ADMIN_TOKEN, never from
 	// the file; when empty the server keeps one in DataDir/admin.token.
@@ -109,6 +111,28 @@ type MQTTTLS struct {
 	ClientAuth     string `yaml:"client_auth"`
 	ClientCAFile   string `yaml:"client_ca_file"`
 	ListenerLimits `yaml:",inline"`
+}
+
+// PKI configures the platform CA and the certificates it issues.
+type PKI struct {
+	// CACertFile and CAKeyFile supply the platform CA (PEM); when empty a
+	// CA is created on first start under DataDir/pki.
+	CACertFile string `yaml:"ca_cert_file"`
+	CAKeyFile  string `yaml:"ca_key_file"`
+	// ServerNames are the DNS names and IP addresses of the TLS server
+	// certificate the platform CA issues when mqtt.tls.cert_file is empty
+	// (default localhost, 127.0.0.1, ::1 and the host name).
+	ServerNames []string `yaml:"server_names"`
+	// CertValidity of issued device certificates (default 10 years).
+	CertValidity Duration `yaml:"cert_validity"`
+}
+
+// Auth configures how devices authenticate.
+type Auth struct {
+	// Password lets things log in with username and password (default
+	// true); false requires client certificates (the admin user keeps its
+	// token).
+	Password bool `yaml:"password"`
 }
 
 // MQTTWebSocket configures MQTT over WebSocket (subprotocol "mqtt").
@@ -240,7 +264,7 @@ func Default() Config {
 			TopicAliasMax:    64,
 
 			SysInterval: Duration(10 * time.Second),
-			TLS:         MQTTTLS{MinVersion: "1.2", ClientAuth: "none"},
+			TLS:         MQTTTLS{MinVersion: "1.2", ClientAuth: "optional"},
 			WebSocket:   MQTTWebSocket{Path: "/mqtt"},
 		},
 		HTTP: HTTP{Addr: ":8080"},
@@ -254,6 +278,7 @@ func Default() Config {
 		Influx:  Influx{MaxBodyBytes: 64 << 20, QueryTimeout: Duration(30 * time.Second)},
 		Ingest:  Ingest{Measurement: "telemetry"},
 		Devices: Devices{ShadowMaxBytes: 8192, CommandRetention: Duration(7 * 24 * time.Hour)},
+		Auth:    Auth{Password: true},
 	}
 }
 
@@ -311,6 +336,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.MQTT.AllowAnonymous = b
 		c.Influx.AllowAnonymous = b
+	}
+	if v := getenv("EDGEWISE_AUTH_PASSWORD"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: EDGEWISE_AUTH_PASSWORD=%q: %w: want true or false", v, ErrInvalid)
+		}
+		c.Auth.Password = b
 	}
 	if v := getenv("EDGEWISE_MQTT_PERSISTENCE"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -434,6 +466,12 @@ func (c *Config) Validate() error {
 			return bad("rules.amqp_sources[%d].qos %d must be 0 or 1", i, *s.QoS)
 		}
 	}
+	if (c.PKI.CACertFile == "") != (c.PKI.CAKeyFile == "") {
+		return bad("pki.ca_cert_file and pki.ca_key_file go together")
+	}
+	if c.PKI.CertValidity < 0 {
+		return bad("pki.cert_validity must not be negative")
+	}
 	return nil
 }
 
@@ -462,13 +500,14 @@ func (m *MQTT) validateListeners(bad func(string, ...any) error) error {
 		if _, _, err := net.SplitHostPort(t.Addr); t.Addr != "" && err != nil {
 			return bad("mqtt.tls.addr %q is not HOST:PORT", t.Addr)
 		}
-		if t.CertFile == "" || t.KeyFile == "" {
-			return bad("mqtt.tls.cert_file and mqtt.tls.key_file are required for TLS listeners")
-		}
-		if (t.ClientAuth == "optional" || t.ClientAuth == "require") && t.ClientCAFile == "" {
-			return bad("mqtt.tls.client_auth %s needs mqtt.tls.client_ca_file", t.ClientAuth)
+		// Without files the platform CA issues the server certificate;
+		// client certificates are verified against the platform CA and the
+		// registered CAs (client_ca_file adds CAs to those).
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			return bad("mqtt.tls.cert_file and mqtt.tls.key_file go together (or leave both empty for a certificate from the platform CA)")
 		}
 	}
+
 	w := m.WebSocket
 	if w.Addr != "" {
 		if _, _, err := net.SplitHostPort(w.Addr); err != nil {

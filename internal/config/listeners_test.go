@@ -45,13 +45,14 @@ func TestListenersFromFileAndEnv(t *testing.T) {
 
 func TestListenersInvalid(t *testing.T) {
 	for name, mutate := range map[string]func(*Config){
-		"tls without cert": func(c *Config) { c.MQTT.TLS.Addr = "127.0.0.1:8883" },
-		"require without CA": func(c *Config) {
-			c.MQTT.TLS = MQTTTLS{Addr: ":8883", CertFile: "a", KeyFile: "b", ClientAuth: "require"}
+		"tls cert without key": func(c *Config) { c.MQTT.TLS = MQTTTLS{Addr: "127.0.0.1:8883", CertFile: "a"} },
+		"pki ca without key":   func(c *Config) { c.PKI.CACertFile = "ca.pem" },
+		"bad client auth":      func(c *Config) { c.MQTT.TLS.ClientAuth = "maybe" },
+		"bad tls version":      func(c *Config) { c.MQTT.TLS.MinVersion = "1.0" },
+		"wss with key only": func(c *Config) {
+			c.MQTT.WebSocket = MQTTWebSocket{Addr: ":8083", Path: "/mqtt", TLS: true}
+			c.MQTT.TLS.KeyFile = "k"
 		},
-		"bad client auth":       func(c *Config) { c.MQTT.TLS.ClientAuth = "maybe" },
-		"bad tls version":       func(c *Config) { c.MQTT.TLS.MinVersion = "1.0" },
-		"wss without cert":      func(c *Config) { c.MQTT.WebSocket = MQTTWebSocket{Addr: ":8083", Path: "/mqtt", TLS: true} },
 		"bad ws addr":           func(c *Config) { c.MQTT.WebSocket.Addr = "8083" },
 		"ws path hides api":     func(c *Config) { c.MQTT.WebSocket = MQTTWebSocket{OnHTTP: true, Path: "/"} },
 		"relative ws path":      func(c *Config) { c.MQTT.WebSocket = MQTTWebSocket{OnHTTP: true, Path: "mqtt"} },

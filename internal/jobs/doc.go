@@ -5,8 +5,9 @@
 //
 // A job targets an explicit list of things and/or a registry query (thing
 // type and attribute equality), resolved once when the job is created.
-// Thing groups are not available yet: a Targets.Group fails with
-// ErrGroupsUnavailable. Executions are created "queued" for every target;
+// Targets.Group adds the things of a thing group (resolved through
+// Options.Groups, the fleet index; without it ErrGroupsUnavailable).
+// Executions are created "queued" for every target;
 // RolloutPerMinute (0 = all at once) limits how fast they are released to
 // devices: a released execution is what a device sees on its jobs topics.
 //

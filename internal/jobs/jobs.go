@@ -77,7 +77,8 @@ type Targets struct {
 	// Query selects things from the registry; all of its conditions must
 	// hold.
 	Query *Query `json:"query,omitempty"`
-	// Group is reserved for thing groups, which are not available yet.
+	// Group selects the things of a thing group: a static group's members
+	// and those of its descendant groups, or a dynamic group's matches.
 	Group string `json:"group,omitempty"`
 }
 
@@ -163,6 +164,12 @@ type Things interface {
 	ListThings(ctx context.Context, o registry.ListOptions) ([]registry.Thing, string, error)
 }
 
+// Groups resolves thing groups to thing names (internal/fleet.Index).
+type Groups interface {
+	// GroupThings returns the things of group, failing beyond max.
+	GroupThings(ctx context.Context, group string, max int) ([]string, error)
+}
+
 // Publisher sends server-originated messages (the broker).
 type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
@@ -174,6 +181,9 @@ type Options struct {
 	FlushInterval time.Duration
 	TickInterval  time.Duration // rollout, timeouts
 	Now           func() time.Time
+	// Groups enables group targets; nil refuses them with
+	// ErrGroupsUnavailable.
+	Groups Groups
 }
 
 // Service runs jobs. It is a broker.PublishHook for the device topics.
@@ -330,13 +340,22 @@ func (s *Service) Create(ctx context.Context, spec Spec) (Job, error) {
 
 // resolve returns the sorted, distinct thing names of t.
 func (s *Service) resolve(ctx context.Context, t Targets) ([]string, error) {
-	if t.Group != "" {
+	if t.Group != "" && s.opts.Groups == nil {
 		return nil, ErrGroupsUnavailable
 	}
-	if len(t.Things) == 0 && t.Query == nil {
-		return nil, fmt.Errorf("%w: targets need things or a query", ErrInvalid)
+	if len(t.Things) == 0 && t.Query == nil && t.Group == "" {
+		return nil, fmt.Errorf("%w: targets need things, a query or a group", ErrInvalid)
 	}
 	set := map[string]struct{}{}
+	if t.Group != "" {
+		names, err := s.opts.Groups.GroupThings(ctx, t.Group, MaxTargets)
+		if err != nil {
+			return nil, fmt.Errorf("%w: target group: %v", ErrInvalid, err)
+		}
+		for _, n := range names {
+			set[n] = struct{}{}
+		}
+	}
 	for _, name := range t.Things {
 		if _, err := s.reg.GetThing(ctx, name); err != nil {
 			if errors.Is(err, registry.ErrNotFound) {

@@ -1,5 +1,10 @@
 // Package registry owns the device registry: things (devices) with their
-// type and attributes, and the credentials they authenticate with.
+// type and attributes, the credentials they authenticate with, thing types
+// (optional, deprecatable) and thing groups (static and nested up to
+// MaxGroupDepth, or dynamic: a fleet search query from
+// internal/registry/search). A [Listener] hears every stored change; the
+// fleet index (internal/fleet) is one and answers searches and dynamic
+// membership.
 //
 // The HTTP API manages things through [Registry]; the MQTT broker's
 // authenticator calls [Registry.VerifyPassword] on every CONNECT.

@@ -91,6 +91,9 @@ type Options struct {
 	// CacheSize bounds the number of cached verifications; 0 means
 	// DefaultCacheSize. When full, arbitrary entries are evicted.
 	CacheSize int
+	// Listener, if set, is told about every stored change of things,
+	// groups and memberships.
+	Listener Listener
 }
 
 // Registry manages things and their credentials. It is safe for concurrent
@@ -101,6 +104,7 @@ type Registry struct {
 	cost      int
 	cache     *credCache
 	dummyHash []byte
+	listener  Listener
 
 	// Hooks replaced by tests.
 	now     func() time.Time
@@ -143,13 +147,14 @@ func NewWithStore(st Store, opts Options) (*Registry, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{
-		store:   st,
-		log:     log,
-		cost:    cost,
-		cache:   newCredCache(ttl, size),
-		now:     time.Now,
-		compare: bcrypt.CompareHashAndPassword,
-		random:  rand.Reader,
+		store:    st,
+		log:      log,
+		cost:     cost,
+		cache:    newCredCache(ttl, size),
+		listener: opts.Listener,
+		now:      time.Now,
+		compare:  bcrypt.CompareHashAndPassword,
+		random:   rand.Reader,
 	}
 	// The dummy hash has the same cost as real ones, so verifying an unknown
 	// user takes as long as verifying a known one.
@@ -171,6 +176,9 @@ func (r *Registry) CreateThing(ctx context.Context, t Thing) (Thing, Credentials
 	if err := ValidateThing(t); err != nil {
 		return Thing{}, Credentials{}, fmt.Errorf("registry: create thing: %w", err)
 	}
+	if err := r.checkType(ctx, t.Type); err != nil {
+		return Thing{}, Credentials{}, fmt.Errorf("registry: create thing %q: %w", t.Name, err)
+	}
 	pw, hash, err := r.newCredential()
 	if err != nil {
 		return Thing{}, Credentials{}, fmt.Errorf("registry: create thing %q: %w", t.Name, err)
@@ -189,6 +197,7 @@ func (r *Registry) CreateThing(ctx context.Context, t Thing) (Thing, Credentials
 	// A previous thing of the same name may have left a cache entry if it
 	// was deleted by another node; never let it authenticate the new one.
 	r.cache.purge(t.Name)
+	r.notify(func(l Listener) { l.ThingChanged(cloneThing(stored)) })
 	r.log.LogAttrs(ctx, slog.LevelInfo, "thing created", slog.String("thing", t.Name), slog.String("type", t.Type))
 	return cloneThing(stored), Credentials{Username: t.Name, Password: pw}, nil
 }
@@ -245,6 +254,7 @@ func (r *Registry) DeleteThing(ctx context.Context, name string) error {
 		return fmt.Errorf("registry: delete thing %q: %w", name, err)
 	}
 	r.cache.purge(name)
+	r.notify(func(l Listener) { l.ThingDeleted(name) })
 	r.log.LogAttrs(ctx, slog.LevelInfo, "thing deleted", slog.String("thing", name))
 	return nil
 }

@@ -30,6 +30,31 @@ type Store interface {
 	SetPassword(ctx context.Context, name string, passwordHash []byte, at time.Time) error
 	// Password returns a thing with its password hash; ErrNotFound if absent.
 	Password(ctx context.Context, name string) (Thing, []byte, error)
+	// UpdateThing replaces a thing's type, attributes and updated_at if its
+	// stored updated_at is still prev; errStale if not, ErrNotFound if absent.
+	UpdateThing(ctx context.Context, t Thing, prev time.Time) error
+
+	// Thing types: ErrExists / ErrNotFound as above.
+	InsertType(ctx context.Context, t ThingType) error
+	GetType(ctx context.Context, name string) (ThingType, error)
+	ListTypes(ctx context.Context, after string, limit int) ([]ThingType, error)
+	UpdateType(ctx context.Context, t ThingType) error
+	DeleteType(ctx context.Context, name string) error
+
+	// Groups: ListGroups filters by parent when it is not empty. Deleting
+	// a group or a thing removes its memberships.
+	InsertGroup(ctx context.Context, g Group) error
+	GetGroup(ctx context.Context, name string) (Group, error)
+	ListGroups(ctx context.Context, after, parent string, limit int) ([]Group, error)
+	UpdateGroup(ctx context.Context, g Group) error
+	DeleteGroup(ctx context.Context, name string) error
+	AddMember(ctx context.Context, group, thing string, at time.Time) error
+	// RemoveMember returns ErrNotFound when thing was not a member.
+	RemoveMember(ctx context.Context, group, thing string) error
+	GroupsOfThing(ctx context.Context, thing string) ([]string, error)
+	// Members lists up to limit direct members of group after the cursor.
+	Members(ctx context.Context, group, after string, limit int) ([]string, error)
+	Memberships(ctx context.Context, fn func(group, thing string)) error
 }
 
 // Component is the schema component name under which the registry's
@@ -52,6 +77,31 @@ var migrations = []string{
 		hash       TEXT   NOT NULL,
 		created_at BIGINT NOT NULL
 	);`,
+	`CREATE TABLE thing_types (
+		name          TEXT   NOT NULL PRIMARY KEY,
+		description   TEXT   NOT NULL DEFAULT '',
+		searchable    TEXT   NOT NULL DEFAULT '[]',
+		deprecated_at BIGINT NOT NULL DEFAULT 0,
+		created_at    BIGINT NOT NULL,
+		updated_at    BIGINT NOT NULL
+	);
+	CREATE TABLE thing_groups (
+		name        TEXT   NOT NULL PRIMARY KEY,
+		parent      TEXT   NOT NULL DEFAULT '',
+		description TEXT   NOT NULL DEFAULT '',
+		attributes  TEXT   NOT NULL DEFAULT '{}',
+		query       TEXT   NOT NULL DEFAULT '',
+		created_at  BIGINT NOT NULL,
+		updated_at  BIGINT NOT NULL
+	);
+	CREATE INDEX thing_groups_parent ON thing_groups (parent, name);
+	CREATE TABLE thing_group_members (
+		grp      TEXT   NOT NULL REFERENCES thing_groups (name) ON DELETE CASCADE,
+		thing    TEXT   NOT NULL REFERENCES things (name) ON DELETE CASCADE,
+		added_at BIGINT NOT NULL,
+		PRIMARY KEY (grp, thing)
+	);
+	CREATE INDEX thing_group_members_thing ON thing_group_members (thing, grp);`,
 }
 
 // SQLStore is the database/sql implementation of Store, used with SQLite.
