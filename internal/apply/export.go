@@ -81,4 +81,3 @@ func (a *Applier) Export(ctx context.Context) (*File, error) {
 	}
 	return f, nil
 }
-

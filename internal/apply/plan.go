@@ -618,7 +618,7 @@ func (a *Applier) certChange(ctx context.Context, t Thing, exists bool) (*Change
 		id := have[0].ID
 		return &Change{Action: "update", Kind: "certificate", Name: t.Name + " " + shortID(id),
 			Fields: []string{fmt.Sprintf("status: %s -> %s", have[0].Status, want)},
-			run: func(ctx context.Context, _ *Result) error { return a.Certs.SetStatus(ctx, id, want) }}, nil
+			run:    func(ctx context.Context, _ *Result) error { return a.Certs.SetStatus(ctx, id, want) }}, nil
 	}
 	return &Change{Action: "create", Kind: "certificate", Name: t.Name, Fields: []string{"status: " + string(want)},
 		run: func(ctx context.Context, r *Result) error {

@@ -112,4 +112,3 @@ func TestPersistentSessionSurvivesRestart(t *testing.T) {
 		mustEqual(t, "message queued before the restart", n2.message()["payload"], strconv.Itoa(i))
 	}
 }
-
