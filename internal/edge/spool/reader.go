@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,8 @@ type Reader struct {
 	f    *os.File
 	base uint64 // segment of f
 	off  int64  // read offset in f (a record boundary at or before seq)
-	buf  []byte
+	buf  []byte // bytes of f from offset boff
+	boff int64
 }
 
 // NewReader returns a reader positioned at seq.
@@ -68,7 +70,7 @@ func (r *Reader) Next(limit int, maxBytes int) ([]Record, error) {
 			if err != nil {
 				return out, fmt.Errorf("spool: read: %w", err)
 			}
-			r.f, r.base, r.off = f, sg.base, 0
+			r.f, r.base, r.off, r.buf = f, sg.base, 0, r.buf[:0]
 		}
 		got, err := r.readSegment(sg, limit-len(out), maxBytes-size, &out)
 		if err != nil {
@@ -83,58 +85,63 @@ func (r *Reader) Next(limit int, maxBytes int) ([]Record, error) {
 }
 
 // readSegment decodes records of the open segment up to its known size.
-func (r *Reader) readSegment(sg segment, max, maxBytes int, out *[]Record) (int, error) {
-	want := sg.size - r.off
-	if want <= 0 {
-		return 0, nil
-	}
-	want = min(want, 1<<20)
-	if cap(r.buf) < int(want) {
-		r.buf = make([]byte, want)
-	}
-	b := r.buf[:want]
-	n, err := r.f.ReadAt(b, r.off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("spool: read: %w", err)
-	}
-	b = b[:n]
-	used, got := 0, 0
-	for len(*out) < max && (maxBytes <= 0 || got < maxBytes) {
-		rec, k, ok, err := ReadRecord(b[used:])
-		if err != nil {
-			return got, fmt.Errorf("spool: read segment %d at %d: %w", sg.base, r.off+int64(used), err)
+// r.buf holds the file's bytes from offset r.boff; records are decoded
+// from it and it is refilled only when it holds no complete record.
+func (r *Reader) readSegment(sg segment, limit, maxBytes int, out *[]Record) (int, error) {
+	got, progressed := 0, false
+	for len(*out) < limit && (maxBytes <= 0 || got < maxBytes) && r.off < sg.size {
+		rel := r.off - r.boff
+		var rec Record
+		var k int
+		ok := false
+		if rel >= 0 && rel <= int64(len(r.buf)) {
+			var err error
+			rec, k, ok, err = ReadRecord(r.buf[rel:])
+			if err != nil {
+				return got, fmt.Errorf("spool: read segment %d at %d: %w", sg.base, r.off, err)
+			}
 		}
 		if !ok {
-			if used == 0 && int64(len(b)) == want && want == 1<<20 {
-				// A record larger than one read: read it whole.
-				big := make([]byte, sg.size-r.off)
-				if _, err := r.f.ReadAt(big, r.off); err != nil && !errors.Is(err, io.EOF) {
-					return 0, fmt.Errorf("spool: read: %w", err)
-				}
-				r.buf, b = big, big
-				continue
+			if err := r.fill(sg.size); err != nil {
+				return got, err
 			}
-			break
+			if rec, k, ok, _ = ReadRecord(r.buf); !ok {
+				return got, fmt.Errorf("spool: read segment %d at %d: %w: short record", sg.base, r.off, ErrCorrupt)
+			}
 		}
-		used += k
+		r.off += int64(k)
+		progressed = true
 		if rec.Seq < r.seq {
 			continue
-		}
-		if rec.Seq >= sg.next {
-			break
 		}
 		*out = append(*out, rec)
 		got += k
 		r.seq = rec.Seq + 1
 	}
-	r.off += int64(used)
-	if used == 0 {
-		return 0, nil
-	}
-	if got == 0 {
+	if got == 0 && progressed {
 		return 1, nil // skipped records only; keep going
 	}
 	return got, nil
+}
+
+// fill reads the segment from r.off: at least one whole record, up to 1 MiB
+// or the segment's known size.
+func (r *Reader) fill(size int64) error {
+	n := min(size-r.off, 1<<20)
+	var hdr [4]byte
+	if _, err := r.f.ReadAt(hdr[:], r.off); err == nil {
+		n = max(n, min(size-r.off, int64(binary.LittleEndian.Uint32(hdr[:]))+frameHeader))
+	}
+	if int64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	r.buf = r.buf[:n]
+	m, err := r.f.ReadAt(r.buf, r.off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("spool: read: %w", err)
+	}
+	r.buf, r.boff = r.buf[:m], r.off
+	return nil
 }
 
 func (r *Reader) closeFile() {

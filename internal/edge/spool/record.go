@@ -24,7 +24,7 @@ func (r *Record) Size() int {
 }
 
 const (
-	frameHeader = 8      // length + CRC
+	frameHeader = 8 // length + CRC
 	bodyFixed   = 8 + 8 + 1
 	maxBody     = 64 << 20 // a body longer than this is a corrupt length
 )
