@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 	)
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
+	root.AddCommand(newAgentCmd(), newAgentsCmd())
 	return root
 }
 

@@ -56,6 +56,7 @@ type Options struct {
 	Shadows     Shadows  // optional: shadow routes
 	Commands    Commands // optional: command routes
 	Jobs        Jobs     // optional: job routes
+	Agents      Agents   // optional: edge agent routes
 }
 
 // API is the HTTP API.
@@ -109,6 +110,7 @@ func (a *API) routes() {
 	}
 	a.rulesRoutes()
 	a.deviceRoutes()
+	a.agentRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/commands"
 	"github.com/edgewise-iot/edgewise/internal/config"
+	"github.com/edgewise-iot/edgewise/internal/edge/fleet"
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
 	"github.com/edgewise-iot/edgewise/internal/jobs"
@@ -64,6 +65,7 @@ type App struct {
 	shadows  *shadow.Service
 	commands *commands.Service
 	jobs     *jobs.Service
+	fleet    *fleet.Service // edge agents' central rule sets
 }
 
 // New opens the data directory and builds every subsystem, binding the
@@ -105,6 +107,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs")}); err != nil {
+		return nil, err
+	}
+	if a.fleet, err = fleet.New(ctx, a.db, fleet.Options{Logger: log.With("subsystem", "fleet")}); err != nil {
 		return nil, err
 	}
 	a.cat, err = tsdb.OpenCatalog(ctx, tsdb.CatalogOptions{
@@ -192,7 +197,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:           log.With("subsystem", "broker"),
 		Authenticator:    au,
 		Authorizer:       au,
-		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.rules),
+		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.fleet, a.rules),
 		Observer:         a.commands,
 		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
@@ -225,6 +230,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.shadows.SetPublisher(a.broker)
 	a.commands.SetPublisher(a.broker)
 	a.jobs.SetPublisher(a.broker)
+	a.fleet.SetPublisher(a.broker)
+	if err := a.fleet.PublishAll(ctx); err != nil {
+		return nil, err
+	}
 	apiSrv, err := api.New(api.Options{
 		Influx:      influxSrv,
 		InfluxPaths: influx.Paths(),
@@ -239,6 +248,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Shadows:     a.shadows,
 		Commands:    a.commands,
 		Jobs:        a.jobs,
+		Agents:      a.fleet,
 	})
 	if err != nil {
 		return nil, err
