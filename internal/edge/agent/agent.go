@@ -132,7 +132,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err error
 	}
 	if a.broker, err = broker.New(broker.Options{
 		Logger: log.With("subsystem", "broker"), Authenticator: users, Authorizer: users,
-		Hook:           broker.ChainHooks(a.bridge, a.rules),
+		// Rules first: they only enqueue, so a local alert does not wait
+		// for the spool's fsync; the PUBACK waits for both.
+		Hook:           broker.ChainHooks(a.rules, a.bridge),
 		AllowAnonymous: cfg.MQTT.AllowAnonymous, MaxPacketSize: cfg.MQTT.MaxPacketSize,
 		MaxInflight: cfg.MQTT.MaxInflight, MaxQueued: cfg.MQTT.MaxQueued, SessionStore: sessions,
 	}); err != nil {
