@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/edge/fleet"
+	"github.com/edgewise-iot/edgewise/internal/rules"
 )
 
 // RuleSetState is the central rule set the agent runs (DATA/ruleset.json).
@@ -93,7 +95,7 @@ func (a *Agent) applyCentral(payload []byte) {
 		if err == nil {
 			for _, old := range cur.Rules {
 				if !names[old] {
-					if derr := a.rules.Delete(ctx, old); derr != nil && err == nil {
+					if derr := a.rules.Delete(ctx, old); derr != nil && !errors.Is(derr, rules.ErrNotFound) && err == nil {
 						err = fmt.Errorf("delete rule %q: %w", old, derr)
 					}
 				}
