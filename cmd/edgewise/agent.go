@@ -50,22 +50,11 @@ then flags. SIGINT or SIGTERM stops the agent cleanly (exit 0).`,
 
 func runAgent(cmd *cobra.Command, _ []string) error {
 	path, _ := cmd.Flags().GetString("config")
-	cfg, err := agent.Load(path, func(k string) string {
-		if k == "EDGEWISE_AGENT_NAME" || k == "EDGEWISE_UPLINK_BROKER" {
-			return "" // validated after the flags below
-		}
-		return os.Getenv(k)
-	})
-	f := cmd.Flags()
-	if err != nil && cfg.Name == "" && os.Getenv("EDGEWISE_AGENT_NAME") == "" && !f.Changed("name") {
+	cfg, err := agent.LoadUnvalidated(path, os.Getenv)
+	if err != nil {
 		return usageError(err)
 	}
-	if v := os.Getenv("EDGEWISE_AGENT_NAME"); v != "" {
-		cfg.Name = v
-	}
-	if v := os.Getenv("EDGEWISE_UPLINK_BROKER"); v != "" {
-		cfg.Uplink.Broker = v
-	}
+	f := cmd.Flags()
 	if f.Changed("data") {
 		cfg.DataDir, _ = f.GetString("data")
 	}

@@ -139,6 +139,16 @@ func Default() Config {
 // Load reads the defaults, then the YAML file at path (if any), then the
 // environment (getenv; os.Getenv when nil), and validates.
 func Load(path string, getenv func(string) string) (Config, error) {
+	c, err := LoadUnvalidated(path, getenv)
+	if err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// LoadUnvalidated is Load without Validate, for callers that apply flags
+// first.
+func LoadUnvalidated(path string, getenv func(string) string) (Config, error) {
 	c := Default()
 	if path != "" {
 		b, err := os.ReadFile(path)
@@ -172,7 +182,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		}
 		c.Uplink.CatchUpRate = f
 	}
-	return c, c.Validate()
+	return c, nil
 }
 
 // Validate reports the first invalid setting.
