@@ -22,6 +22,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	cmd.AddCommand(newBenchBrokerCmd())
 	cmd.AddCommand(newBenchTSDBCmd())
+	cmd.AddCommand(newBenchEdgeCmd())
 	return cmd
 }
 

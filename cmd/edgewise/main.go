@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newShadowCmd(), newCommandsCmd(), newJobsCmd())
 	root.AddCommand(newTypesCmd(), newGroupsCmd(), newSearchCmd(), newTokensCmd(), newAuditCmd(), newApplyCmd(), newExportCmd())
 	root.AddCommand(newCertsCmd(), newCAsCmd(), newPoliciesCmd())
+	root.AddCommand(newAgentCmd(), newAgentsCmd())
 	return root
 }
 

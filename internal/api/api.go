@@ -66,6 +66,7 @@ type Options struct {
 	Apply    Applier  // optional: POST /api/v1/apply, GET /api/v1/export
 	Certs    Certs    // optional: certificate and CA routes
 	Policies Policies // optional: policy routes
+	Agents   Agents   // optional: edge agent routes
 }
 
 // API is the HTTP API.
@@ -124,6 +125,7 @@ func (a *API) routes() {
 	a.applyRoutes()
 	a.certRoutes()
 	a.policyRoutes()
+	a.agentRoutes()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/broker"
 	"github.com/edgewise-iot/edgewise/internal/commands"
 	"github.com/edgewise-iot/edgewise/internal/config"
+	"github.com/edgewise-iot/edgewise/internal/edge/agents"
 	"github.com/edgewise-iot/edgewise/internal/fleet"
 	"github.com/edgewise-iot/edgewise/internal/influx"
 	"github.com/edgewise-iot/edgewise/internal/ingest"
@@ -76,6 +77,7 @@ type App struct {
 
 	fleet  *fleet.Index    // fleet search over the registry
 	access *access.Service // API tokens and the audit log
+	agents *agents.Service // edge agents' central rule sets
 }
 
 // New opens the data directory and builds every subsystem, binding the
@@ -126,6 +128,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	if a.jobs, err = jobs.New(ctx, a.db, a.reg, nil, jobs.Options{Logger: log.With("subsystem", "jobs"), Groups: a.fleet}); err != nil {
+		return nil, err
+	}
+	if a.agents, err = agents.New(ctx, a.db, agents.Options{Logger: log.With("subsystem", "agents")}); err != nil {
 		return nil, err
 	}
 	a.cat, err = tsdb.OpenCatalog(ctx, tsdb.CatalogOptions{
@@ -217,7 +222,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Logger:           log.With("subsystem", "broker"),
 		Authenticator:    au,
 		Authorizer:       au,
-		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.rules),
+		Hook:             broker.ChainHooks(a.ingest, a.shadows, a.commands, a.jobs, a.agents, a.rules),
 		Observer:         broker.ChainObservers(a.commands, a.fleet),
 		AllowAnonymous:   cfg.MQTT.AllowAnonymous,
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
@@ -255,6 +260,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.shadows.SetPublisher(a.broker)
 	a.commands.SetPublisher(a.broker)
 	a.jobs.SetPublisher(a.broker)
+	a.agents.SetPublisher(a.broker)
+	if err := a.agents.PublishAll(ctx); err != nil {
+		return nil, err
+	}
 	apiSrv, err := api.New(api.Options{
 		Influx:      influxSrv,
 		InfluxPaths: influx.Paths(),
@@ -275,6 +284,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Apply:       &apply.Applier{Registry: a.reg, Rules: a.rules, Policies: a.pol, Certs: a.pki, States: a.states},
 		Certs:       a.pki,
 		Policies:    a.pol,
+		Agents:      a.agents,
 	})
 	if err != nil {
 		return nil, err
