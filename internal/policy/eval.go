@@ -147,8 +147,11 @@ const (
 )
 
 // instantiate substitutes the variables of tmpl; ok is false when one has
-// no value (the resource then matches nothing).
-func instantiate(tmpl []part, v *Vars) (glob, bool) {
+// no value (the resource then matches nothing). The client id is chosen by
+// the client: in topic and topic filter resources a client id holding '/',
+// '+' or '#' would reach into other topic levels or stand for a wildcard,
+// so such a resource matches nothing for that connection.
+func instantiate(tmpl []part, v *Vars, kind string) (glob, bool) {
 	var chars []pchar
 	for _, p := range tmpl {
 		switch p.kind {
@@ -162,7 +165,7 @@ func instantiate(tmpl []part, v *Vars) (glob, bool) {
 			s := p.s
 			if p.kind == partVar {
 				val, ok := v.lookup(p.s)
-				if !ok {
+				if !ok || p.s == varClientID && kind != kindClient && strings.ContainsAny(val, "/+#") {
 					return glob{}, false
 				}
 				s = val
@@ -326,7 +329,7 @@ func Compile(v Vars, docs ...*Document) *Compiled {
 				continue
 			}
 			for _, r := range st.resources {
-				g, ok := instantiate(r.template, &v)
+				g, ok := instantiate(r.template, &v, r.kind)
 				if !ok {
 					continue
 				}
