@@ -143,6 +143,7 @@ type glob struct {
 const (
 	globExact uint8 = iota
 	globPrefix
+	globPrefixPlus // prefix then "?*": at least one character after it
 	globGeneral
 )
 
@@ -191,6 +192,8 @@ func newGlob(chars []pchar) glob {
 		g.kind = globExact
 	case i == len(chars)-1 && chars[i].wild == '*':
 		g.kind = globPrefix
+	case i == len(chars)-2 && chars[i].wild == '?' && chars[i+1].wild == '*':
+		g.kind = globPrefixPlus
 	}
 	return g
 }
@@ -215,6 +218,8 @@ func (g *glob) match(s string) bool {
 		return s == g.prefix
 	case globPrefix:
 		return strings.HasPrefix(s, g.prefix)
+	case globPrefixPlus:
+		return len(s) > len(g.prefix) && strings.HasPrefix(s, g.prefix)
 	}
 	if !strings.HasPrefix(s, g.prefix) {
 		return false
