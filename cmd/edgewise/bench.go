@@ -32,6 +32,8 @@ func newBenchBrokerCmd() *cobra.Command {
 		scenario     string
 		qos, version int
 		asJSON       bool
+		useTLS       bool
+		tlsOpts      loadgen.TLSOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -70,6 +72,15 @@ a drain period.`,
 				return usageError(fmt.Errorf("--version must be 4 (MQTT 3.1.1) or 5, got %d", version))
 			}
 			o.Scenario = loadgen.Scenario(scenario)
+			if useTLS {
+				dial, err := loadgen.TLSDial(tlsOpts)
+				if err != nil {
+					return usageError(err)
+				}
+				o.Dial = dial
+			} else if tlsOpts != (loadgen.TLSOptions{}) {
+				return usageError(fmt.Errorf("--cafile, --cert, --key and --tls-server-name need --tls"))
+			}
 			o.QoS = byte(qos)
 			o.Version = byte(version)
 			if o.Warmup == 0 {
@@ -130,6 +141,11 @@ a drain period.`,
 	f.IntVar(&o.PID, "pid", 0, "process id of the target broker: report its RSS before and after connecting")
 	f.DurationVar(&o.Hold, "hold", 0, "how long to hold the connections idle (scenario conn)")
 	f.IntVar(&o.ConnectConcurrency, "connect-concurrency", 100, "connection handshakes in progress at once")
+	f.BoolVar(&useTLS, "tls", false, "speak MQTT over TLS (a full handshake per connection)")
+	f.StringVar(&tlsOpts.CAFile, "cafile", "", "with --tls: PEM CA that verifies the server (the platform's ca.pem)")
+	f.StringVar(&tlsOpts.CertFile, "cert", "", "with --tls: client certificate")
+	f.StringVar(&tlsOpts.KeyFile, "key", "", "with --tls: client private key")
+	f.StringVar(&tlsOpts.ServerName, "tls-server-name", "", "with --tls: name expected in the server certificate (default: the --addr host)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -2,8 +2,14 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/edgewise-iot/edgewise/internal/broker/packets"
 )
@@ -104,4 +110,45 @@ func TestDisconnect(t *testing.T) {
 	}
 	b.expectClosed()
 	eventually(t, func() bool { return s.Stats().Connections == 1 }, "c stays connected")
+}
+
+// TestWebSocketTLSPassesClientCertificate: over wss:// the client
+// certificate reaches the Authenticator as on the TLS listener.
+func TestWebSocketTLSPassesClientCertificate(t *testing.T) {
+	ca := newTestCA(t)
+	_, certFile, keyFile := ca.issue(t, "127.0.0.1", 2, true)
+	client, _, _ := ca.issue(t, "dev-ws", 3, false)
+	cfg, err := TLSOptions{CertFile: certFile, KeyFile: keyFile, ClientAuth: ClientAuthOptional, ClientCAs: ca.pool()}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := NewWebSocketListener(hl.Addr(), WebSocketOptions{})
+	mux := http.NewServeMux()
+	mux.Handle("/mqtt", wl)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: waitFor}
+	go func() { _ = hs.Serve(tls.NewListener(hl, cfg)) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	auth := &certAuth{}
+	serveOn(t, Options{Authenticator: auth}, wl)
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: waitFor,
+		TLSClientConfig: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{client}}}
+	ws, _, err := d.Dial("wss://"+hl.Addr().String()+"/mqtt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.BinaryMessage, packets.AppendConnect(nil, &packets.Connect{ProtocolVersion: packets.V5, ClientID: "w", CleanStart: true})); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(waitFor))
+	if _, msg, err := ws.ReadMessage(); err != nil || len(msg) < 4 || msg[0]>>4 != packets.CONNACK || msg[3] != 0 {
+		t.Fatalf("CONNACK %x %v", msg, err)
+	}
+	if names := auth.names(); len(names) != 1 || names[0] != "dev-ws" {
+		t.Fatalf("authenticator saw %v, want the certificate's dev-ws", names)
+	}
 }

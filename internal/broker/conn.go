@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -904,6 +905,8 @@ func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, b
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// The handshake completed before the CONNECT could be read.
 		info.PeerCertificates = tc.ConnectionState().PeerCertificates
+	} else if pc, ok := c.nc.(interface{ PeerCertificates() []*x509.Certificate }); ok {
+		info.PeerCertificates = pc.PeerCertificates() // wss://
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
 	p, err := s.opts.Authenticator.Authenticate(ctx, info)

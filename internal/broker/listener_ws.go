@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -105,6 +106,11 @@ func (l *WebSocketListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &wsConn{ws: ws, lim: l.lim}
+	if r.TLS != nil {
+		// wss:// with a client certificate: the identity travels with the
+		// connection to the Authenticator, as on the TLS listener.
+		c.peerCerts = r.TLS.PeerCertificates
+	}
 	select {
 	case l.conns <- c:
 	case <-l.done:
@@ -173,7 +179,13 @@ type wsConn struct {
 	// wmu; SetWriteDeadline also sets it on the socket at once to
 	// interrupt a write in progress, as net.Conn promises.
 	wdl atomic.Int64
+	// peerCerts is the client certificate chain of a wss:// connection.
+	peerCerts []*x509.Certificate
 }
+
+// PeerCertificates returns the client certificate chain presented on a
+// wss:// connection (nil otherwise).
+func (c *wsConn) PeerCertificates() []*x509.Certificate { return c.peerCerts }
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for {

@@ -22,7 +22,7 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/store"
 )
 
-func openDB(t *testing.T, things ...string) *sql.DB {
+func openDB(t testing.TB, things ...string) *sql.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "registry.db"))

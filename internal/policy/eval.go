@@ -143,12 +143,16 @@ type glob struct {
 const (
 	globExact uint8 = iota
 	globPrefix
+	globPrefixPlus // prefix then "?*": at least one character after it
 	globGeneral
 )
 
 // instantiate substitutes the variables of tmpl; ok is false when one has
-// no value (the resource then matches nothing).
-func instantiate(tmpl []part, v *Vars) (glob, bool) {
+// no value (the resource then matches nothing). The client id is chosen by
+// the client: in topic and topic filter resources a client id holding '/',
+// '+' or '#' would reach into other topic levels or stand for a wildcard,
+// so such a resource matches nothing for that connection.
+func instantiate(tmpl []part, v *Vars, kind string) (glob, bool) {
 	var chars []pchar
 	for _, p := range tmpl {
 		switch p.kind {
@@ -162,7 +166,7 @@ func instantiate(tmpl []part, v *Vars) (glob, bool) {
 			s := p.s
 			if p.kind == partVar {
 				val, ok := v.lookup(p.s)
-				if !ok {
+				if !ok || p.s == varClientID && kind != kindClient && strings.ContainsAny(val, "/+#") {
 					return glob{}, false
 				}
 				s = val
@@ -188,6 +192,8 @@ func newGlob(chars []pchar) glob {
 		g.kind = globExact
 	case i == len(chars)-1 && chars[i].wild == '*':
 		g.kind = globPrefix
+	case i == len(chars)-2 && chars[i].wild == '?' && chars[i+1].wild == '*':
+		g.kind = globPrefixPlus
 	}
 	return g
 }
@@ -212,6 +218,8 @@ func (g *glob) match(s string) bool {
 		return s == g.prefix
 	case globPrefix:
 		return strings.HasPrefix(s, g.prefix)
+	case globPrefixPlus:
+		return len(s) > len(g.prefix) && strings.HasPrefix(s, g.prefix)
 	}
 	if !strings.HasPrefix(s, g.prefix) {
 		return false
@@ -326,7 +334,7 @@ func Compile(v Vars, docs ...*Document) *Compiled {
 				continue
 			}
 			for _, r := range st.resources {
-				g, ok := instantiate(r.template, &v)
+				g, ok := instantiate(r.template, &v, r.kind)
 				if !ok {
 					continue
 				}

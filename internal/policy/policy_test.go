@@ -78,7 +78,7 @@ func TestEvaluation(t *testing.T) {
 		{"client id with wildcards stays literal", `{"Statement":[
 			{"Effect":"Allow","Action":["iot:Publish","iot:Subscribe","iot:Receive"],"Resource":["topic/devices/${iot:ClientId}/*","topicfilter/devices/${iot:ClientId}/*"]}]}`,
 			Vars{ClientID: "#"}, []check{
-				{Subscribe, "devices/#/x", true}, {Subscribe, "devices/d1/x", false}, {Subscribe, "devices/#", false},
+				{Subscribe, "devices/#/x", false}, {Subscribe, "devices/d1/x", false}, {Subscribe, "devices/#", false},
 				{Receive, "devices/d2/x", false}, {Publish, "devices/d2/x", false},
 			}},
 		{"star and slash in client id stay literal", `{"Statement":[
@@ -90,9 +90,13 @@ func TestEvaluation(t *testing.T) {
 		{"slash client id cannot climb", `{"Statement":[
 			{"Effect":"Allow","Action":"iot:Publish","Resource":"topic/devices/${iot:ClientId}"}]}`,
 			Vars{ClientID: "d2/telemetry"}, []check{
-				{Publish, "devices/d2/telemetry", true}, // the literal value, nothing more
+				{Publish, "devices/d2/telemetry", false}, // a client id with "/" cannot name levels
 				{Publish, "devices/d2/other", false}, {Publish, "devices/d2", false},
 			}},
+		{"wildcard client id equal to a filter", `{"Statement":[
+			{"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:ClientId}"},
+			{"Effect":"Allow","Action":"iot:Subscribe","Resource":"topicfilter/devices/${iot:ClientId}"}]}`,
+			Vars{ClientID: "+"}, []check{{Subscribe, "devices/+", false}, {Connect, "+", true}}},
 		{"question mark and escapes", `{"Statement":[
 			{"Effect":"Allow","Action":"iot:Publish","Resource":["topic/room-?/t","topic/lit${*}${?}${$}"]}]}`,
 			d1, []check{
