@@ -233,4 +233,3 @@ central rule.`,
 	cmd.Flags().Int64Var(&ifVersion, "if-version", 0, "fail unless the current version is this one")
 	return cmd
 }
-

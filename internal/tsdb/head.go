@@ -3,6 +3,7 @@ package tsdb
 import (
 	"cmp"
 	"slices"
+	"strings"
 )
 
 // head holds the data not yet in blocks, per time partition. It is guarded
@@ -156,7 +157,7 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	for i, f := range p.Fields {
 		hf := hs.field(f.Key, i)
 		if hf == nil {
-			hf = &headField{name: f.Key, typ: f.Value.typ, sorted: true}
+			hf = &headField{name: strings.Clone(f.Key), typ: f.Value.typ, sorted: true} // kept: see seriesIndex.getOrCreate
 			hs.fields = append(hs.fields, hf)
 		}
 		hf.append(p.Time, f.Value)

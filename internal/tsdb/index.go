@@ -1,7 +1,7 @@
 package tsdb
 
 import (
-	"slices"
+	"strings"
 )
 
 // series is one measurement+tags combination. measurement, tags and key
@@ -49,17 +49,24 @@ func newSeriesIndex() *seriesIndex {
 	}
 }
 
-// getOrCreate returns the series for key, creating it (tags must be sorted
-// and are retained).
+// getOrCreate returns the series for key, creating it (tags must be
+// sorted). A new series keeps copies of the key, measurement and tag
+// strings: writers may hand in strings that alias buffers they reuse (the
+// broker's messages do), and the index keeps them for its lifetime.
 func (ix *seriesIndex) getOrCreate(key, measurement string, tags []Tag) *series {
 	if s, ok := ix.byKey[key]; ok {
 		return s
 	}
+	owned := make([]Tag, len(tags))
+	for i, t := range tags {
+		owned[i] = Tag{Key: strings.Clone(t.Key), Value: strings.Clone(t.Value)}
+	}
+	key, measurement = strings.Clone(key), strings.Clone(measurement)
 	s := &series{
 		id:          uint64(len(ix.byID) + 1),
 		key:         key,
 		measurement: measurement,
-		tags:        slices.Clone(tags),
+		tags:        owned,
 		fields:      make(map[string]ValueType),
 	}
 	ix.byKey[key] = s
@@ -86,6 +93,7 @@ func (ix *seriesIndex) setField(s *series, name string, typ ValueType) {
 	if _, ok := s.fields[name]; ok {
 		return
 	}
+	name = strings.Clone(name) // kept: see getOrCreate
 	s.fields[name] = typ
 	if mi := ix.meas[s.measurement]; mi != nil {
 		if _, ok := mi.fields[name]; !ok {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -113,45 +114,67 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-// TestStoreAndForward cuts the uplink twice while devices publish at a
-// known rate: once by stopping the cloud server, once by stopping it and
-// killing the agent with SIGKILL during the outage. Every message the agent
-// acknowledged must be in the cloud store exactly once, in order, with its
-// original timestamp.
-func TestStoreAndForward(t *testing.T) {
-	scale := soak(t)
-	phase := func(s float64) time.Duration { return time.Duration(s * scale * float64(time.Second)) }
-	ca := newPKI(t)
-	c := newCloud(t, ca)
-	crt, key := ca.issue(t, "site-1", false)
-	// Child devices' topics (devices/{child}/telemetry) need an identity
-	// allowed to publish there: the admin user until per-thing policies
-	// can grant a gateway its children.
-	a := newAgent(t, fmt.Sprintf(`
-name: site-1
+// gatewaySite registers a site as an operator would: the agent's thing
+// (attribute child_prefix) with its certificate, in the thing group
+// "gateways" to which the gateway policy of examples/ is attached, and
+// the child things that only speak to the agent. It returns the agent's
+// identity.
+func gatewaySite(t *testing.T, c *cloud, site string, children ...string) identity {
+	t.Helper()
+	id := c.thingWithCert(site, "child_prefix="+site+".")
+	c.must("groups", "create", "gateways")
+	c.must("groups", "add", "gateways", site)
+	c.must("policies", "create", "edge-gateway", "-f", filepath.Join("..", "..", "examples", "edge-gateway-policy.json"))
+	c.must("policies", "attach", "edge-gateway", "--group", "gateways")
+	for _, ch := range children {
+		c.must("things", "create", ch, "--attr", "gateway="+site)
+	}
+	return id
+}
+
+// gatewayAgentConfig is the uplink of a site agent in gateway mode that
+// logs in with its certificate.
+func gatewayAgentConfig(c *cloud, id identity, extra string) string {
+	return fmt.Sprintf(`
+name: %s
 data_dir: $DATA
 mqtt: {addr: "$MQTT", allow_anonymous: true}
 http: {addr: "$HTTP"}
 uplink:
   broker: tls://%s
-  username: admin
-  password: %s
   ca_file: %s
   cert_file: %s
   key_file: %s
   gateway: true
   keep_alive: 5s
   reconnect_max: 1s
-  catch_up_rate: 300
-spool: {fsync: always}
-`, c.tlsAddr, c.token, ca.CAFile, crt, key))
+%s`, id.thing, c.tlsAddr, id.CAFile(), id.CertFile(), id.KeyFile(), extra)
+}
+
+// TestStoreAndForward cuts the uplink twice while child devices of a
+// gateway agent publish at a known rate: once by stopping the cloud
+// server, once by stopping it and killing the agent with SIGKILL during
+// the outage. The agent logs in as its own thing with its certificate and
+// forwards its children under their own thing names, as the gateway
+// policy allows. Every message the agent acknowledged must be in the
+// cloud store exactly once, in order, with its original timestamp.
+func TestStoreAndForward(t *testing.T) {
+	scale := soak(t)
+	phase := func(s float64) time.Duration { return time.Duration(s * scale * float64(time.Second)) }
+	c := newCloud(t)
+	var children []string
+	for i := 0; i < 5; i++ {
+		children = append(children, fmt.Sprintf("site-1.sensor-%d", i))
+	}
+	id := gatewaySite(t, c, "site-1", children...)
+	a := newAgent(t, gatewayAgentConfig(c, id, "  catch_up_rate: 300\nspool: {fsync: always}\n"))
 	since := time.Now().Add(-time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var devs []*siteDevice
 	var wg sync.WaitGroup
-	for i := 0; i < 5; i++ {
-		d := newSiteDevice(t, a.mqttAddr, fmt.Sprintf("sensor-%d", i))
+	for _, name := range children {
+		d := newSiteDevice(t, a.mqttAddr, name)
 		devs = append(devs, d)
 		wg.Add(1)
 		go func() { defer wg.Done(); d.run(ctx, 50*time.Millisecond) }() // 20 msg/s each
@@ -211,6 +234,9 @@ spool: {fsync: always}
 		return nil
 	})
 	st, _ = a.stats()
+	if r := num(st, "uplink.refused"); r != 0 {
+		t.Fatalf("the cloud refused %v messages of the gateway's children: %v", r, st["uplink"])
+	}
 	t.Logf("%d messages from %d devices; agent uplink: sent %v (live %v, backlog %v), acked %v, reconnects %v; spool appended %v",
 		total, len(devs), num(st, "uplink.sent"), num(st, "uplink.sent_live"), num(st, "uplink.sent_backlog"),
 		num(st, "uplink.acked"), num(st, "uplink.reconnects"), num(st, "spool.appended"))

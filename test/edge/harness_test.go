@@ -8,16 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -183,77 +176,18 @@ func (p *proc) kill() {
 	<-p.exited
 }
 
-// pki is a test CA with a server certificate for 127.0.0.1 and client
-// certificates.
-type pki struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	CAFile string
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edge test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ca, _ = x509.ParseCertificate(der)
-	p.caKey = key
-	p.CAFile = filepath.Join(p.dir, "ca.pem")
-	writePEM(t, p.CAFile, "CERTIFICATE", der)
-	return p
-}
-
-// issue writes NAME.crt and NAME.key; server certificates are for 127.0.0.1.
-func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if server {
-		tpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	} else {
-		tpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = filepath.Join(p.dir, name+".crt"), filepath.Join(p.dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kb)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// cloud is an `edgewise serve` with an mTLS MQTT listener
-// (client_auth: require).
+// cloud is an `edgewise serve` whose MQTT TLS listener is served by the
+// platform CA and requires a client certificate: things log in by the
+// certificate attached to them, with the thing's name as client id.
 type cloud struct {
-	t                        *testing.T
-	dir, tlsAddr, mqttAddr   string
-	httpAddr, token          string
-	certFile, keyFile, caPEM string
-	p                        *proc
+	t                      *testing.T
+	dir, tlsAddr, mqttAddr string
+	httpAddr, token        string
+	p                      *proc
 }
 
-func newCloud(t *testing.T, ca *pki) *cloud {
-	c := &cloud{t: t, dir: t.TempDir(), tlsAddr: freeAddr(t), mqttAddr: freeAddr(t), httpAddr: freeAddr(t), caPEM: ca.CAFile}
-	c.certFile, c.keyFile = ca.issue(t, "cloud", true)
+func newCloud(t *testing.T) *cloud {
+	c := &cloud{t: t, dir: t.TempDir(), tlsAddr: freeAddr(t), mqttAddr: freeAddr(t), httpAddr: freeAddr(t)}
 	c.start()
 	return c
 }
@@ -261,13 +195,69 @@ func newCloud(t *testing.T, ca *pki) *cloud {
 func (c *cloud) start() {
 	c.t.Helper()
 	c.p = start(c.t, "cloud", "edgewise serving", nil, "serve", "--data", c.dir, "--mqtt-addr", c.mqttAddr,
-		"--http-addr", c.httpAddr, "--log-format", "json", "--mqtt-tls-addr", c.tlsAddr, "--mqtt-tls-cert", c.certFile,
-		"--mqtt-tls-key", c.keyFile, "--mqtt-tls-client-auth", "require", "--mqtt-tls-client-ca", c.caPEM)
+		"--http-addr", c.httpAddr, "--log-format", "json", "--mqtt-tls-addr", c.tlsAddr, "--mqtt-tls-client-auth", "require")
 	tok, err := os.ReadFile(filepath.Join(c.dir, "admin.token"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.token = strings.TrimSpace(string(tok))
+}
+
+// cli runs an edgewise client command against the cloud and returns its
+// combined output and exit code.
+func (c *cloud) cli(args ...string) (string, int) {
+	c.t.Helper()
+	cmd := exec.Command(binPath, append(args, "--server", "http://"+c.httpAddr, "--token", c.token)...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// must runs a client command that has to succeed and returns its standard
+// output.
+func (c *cloud) must(args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command(binPath, append(args, "--server", "http://"+c.httpAddr, "--token", c.token)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("edgewise %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// identity is a thing's certificate as `edgewise certs create THING --out
+// DIR` writes it.
+type identity struct {
+	thing, certID, dir string
+}
+
+func (id identity) CAFile() string   { return filepath.Join(id.dir, "ca.pem") }
+func (id identity) CertFile() string { return filepath.Join(id.dir, "cert.pem") }
+func (id identity) KeyFile() string  { return filepath.Join(id.dir, "key.pem") }
+
+// thingWithCert creates a thing (with attributes KEY=VALUE) and a
+// certificate attached to it, as an operator would with the CLI.
+func (c *cloud) thingWithCert(name string, attrs ...string) identity {
+	c.t.Helper()
+	args := []string{"things", "create", name}
+	for _, kv := range attrs {
+		args = append(args, "--attr", kv)
+	}
+	c.must(args...)
+	id := identity{thing: name, dir: filepath.Join(c.t.TempDir(), name)}
+	id.certID = strings.TrimSpace(c.must("certs", "create", name, "--out", id.dir))
+	for _, f := range []string{id.CAFile(), id.CertFile(), id.KeyFile()} {
+		if _, err := os.Stat(f); err != nil {
+			c.t.Fatalf("certs create %s: %v", name, err)
+		}
+	}
+	return id
 }
 
 // api performs an authenticated request; out receives the JSON answer.
@@ -295,20 +285,6 @@ func (c *cloud) api(method, path string, body any, out any) (int, error) {
 		return resp.StatusCode, json.Unmarshal(b, out)
 	}
 	return resp.StatusCode, nil
-}
-
-// createThing registers a thing and returns its password.
-func (c *cloud) createThing(name string) string {
-	c.t.Helper()
-	var out struct {
-		Credentials struct {
-			Password string `json:"password"`
-		} `json:"credentials"`
-	}
-	if _, err := c.api("POST", "/api/v1/things", map[string]any{"name": name}, &out); err != nil {
-		c.t.Fatal(err)
-	}
-	return out.Credentials.Password
 }
 
 type point struct {

@@ -3,7 +3,6 @@ package edge
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,18 +10,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
-
-func (c *cloud) cli(args ...string) (string, int) {
-	c.t.Helper()
-	cmd := exec.Command(binPath, append(args, "--server", "http://"+c.httpAddr, "--token", c.token)...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatal(err)
-	}
-	return string(out), 0
-}
 
 type agentView struct {
 	Name         string `json:"name"`
@@ -36,16 +23,15 @@ type agentView struct {
 	} `json:"status"`
 }
 
-// TestCentralRulesAndThingIdentity runs an agent that authenticates as
-// its own thing (password over mutual TLS): the cloud pushes its rule set,
-// the agent runs it and reports the version, forwards its own namespace,
-// and the cloud's refusal of a child device's topic is visible in the
-// agent's stats.
+// TestCentralRulesAndThingIdentity runs an agent that logs in as its own
+// thing with the certificate the platform issued for it (no password): the
+// cloud pushes its rule set, the agent runs it and reports the version,
+// forwards its own namespace, and, with only the default policy, the
+// cloud's refusal of a child device's topic is visible in the agent's
+// stats.
 func TestCentralRulesAndThingIdentity(t *testing.T) {
-	ca := newPKI(t)
-	c := newCloud(t, ca)
-	pw := c.createThing("site-1")
-	crt, key := ca.issue(t, "site-1", false)
+	c := newCloud(t)
+	id := c.thingWithCert("site-1")
 	a := newAgent(t, fmt.Sprintf(`
 name: site-1
 data_dir: $DATA
@@ -55,13 +41,12 @@ mqtt:
 http: {addr: "$HTTP"}
 uplink:
   broker: tls://%s
-  password: %s
   ca_file: %s
   cert_file: %s
   key_file: %s
   gateway: true
   reconnect_max: 1s
-`, c.tlsAddr, pw, ca.CAFile, crt, key))
+`, c.tlsAddr, id.CAFile(), id.CertFile(), id.KeyFile()))
 	eventually(t, 30*time.Second, "uplink connected", func() error {
 		st, err := a.stats()
 		if err != nil {
@@ -143,8 +128,9 @@ uplink:
 		}
 		return nil
 	})
-	// A child's topic is refused by the cloud's policy for this thing: the
-	// agent drops it, counts it and says why.
+	// A child's topic is refused by the cloud's default policy for this
+	// thing (it owns devices/site-1/ only): the agent drops it, counts it
+	// and says why.
 	child := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + a.mqttAddr).SetClientID("child-9").
 		SetUsername("child-9").SetPassword("c9"))
 	if tok := child.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -157,7 +143,8 @@ uplink:
 		if err != nil {
 			return err
 		}
-		if num(st, "uplink.refused") < 1 || num(st, "uplink.last_refusal.code") != 0x87 {
+		if up, _ := st["uplink"].(map[string]any); num(st, "uplink.refused") < 1 || num(st, "uplink.last_refusal.code") != 0x87 ||
+			fmt.Sprint(up["last_refusal"].(map[string]any)["topic"]) != "devices/child-9/telemetry" {
 			return fmt.Errorf("uplink: %v", st["uplink"])
 		}
 		return nil

@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err error
 	}); err != nil {
 		return nil, err
 	}
-	uo, err := uplinkOptions(cfg)
+	uo, err := uplinkOptions(cfg, log.With("subsystem", "uplink"))
 	if err != nil {
 		return nil, err
 	}
@@ -155,16 +155,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err error
 	return a, nil
 }
 
-// uplinkOptions builds the cloud connection from the configuration.
-func uplinkOptions(cfg Config) (uplink.Options, error) {
+// uplinkOptions builds the cloud connection from the configuration. An
+// agent with a client certificate and no password logs in by the
+// certificate alone (no username is sent): the cloud identifies its thing
+// by the certificate and the client id.
+func uplinkOptions(cfg Config, log *slog.Logger) (uplink.Options, error) {
 	u := cfg.Uplink
 	o := uplink.Options{ClientID: u.ClientID, Username: u.Username, KeepAlive: time.Duration(u.KeepAlive),
 		SessionExpiry: time.Duration(u.SessionExpiry), MaxInflight: u.MaxInflight}
 	if o.ClientID == "" {
 		o.ClientID = cfg.Name
-	}
-	if o.Username == "" {
-		o.Username = cfg.Name
 	}
 	pw := u.Password
 	if u.PasswordFile != "" {
@@ -176,6 +176,9 @@ func uplinkOptions(cfg Config) (uplink.Options, error) {
 	}
 	if pw != "" {
 		o.Password = []byte(pw)
+	}
+	if o.Username == "" && (pw != "" || u.CertFile == "") {
+		o.Username = cfg.Name
 	}
 	if u.Broker == "" {
 		return o, nil
@@ -203,11 +206,11 @@ func uplinkOptions(cfg Config) (uplink.Options, error) {
 		}
 	}
 	if u.CertFile != "" {
-		crt, err := tls.LoadX509KeyPair(u.CertFile, u.KeyFile)
+		cc, err := newClientCert(u.CertFile, u.KeyFile, log)
 		if err != nil {
-			return o, fmt.Errorf("agent: uplink client certificate: %w", err)
+			return o, err
 		}
-		tc.Certificates = []tls.Certificate{crt}
+		tc.GetClientCertificate = cc.get
 	}
 	o.TLS = tc
 	return o, nil

@@ -221,8 +221,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Uplink.Broker != "" {
-		if _, _, err := c.Uplink.Endpoint(); err != nil {
+		_, useTLS, err := c.Uplink.Endpoint()
+		if err != nil {
 			return bad("%v", err)
+		}
+		if !useTLS && c.Uplink.CertFile != "" {
+			return bad("uplink.cert_file is a TLS client certificate: uplink.broker must be tls://HOST:PORT")
 		}
 	}
 	if (c.Uplink.CertFile == "") != (c.Uplink.KeyFile == "") {

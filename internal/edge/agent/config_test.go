@@ -40,6 +40,7 @@ func TestInvalidConfigsSaySentences(t *testing.T) {
 		{"name: s\nmqtt: {allow_anonymous: true}\nspool: {max_bytes: 1000}\n", "max_bytes"},
 		{"name: s\nmqtt: {allow_anonymous: true}\nuplink: {cert_file: a.pem}\n", "key_file"},
 		{"name: s\nmqtt: {allow_anonymous: true}\nunknown_key: 1\n", "unknown_key"},
+		{"name: s\nmqtt: {allow_anonymous: true}\nuplink: {broker: 'tcp://x:1', cert_file: a.pem, key_file: a.key}\n", "tls://"},
 	} {
 		p := filepath.Join(t.TempDir(), "agent.yaml")
 		os.WriteFile(p, []byte(tc.yaml), 0o600)
