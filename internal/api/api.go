@@ -56,6 +56,7 @@ type Options struct {
 	Shadows     Shadows  // optional: shadow routes
 	Commands    Commands // optional: command routes
 	Jobs        Jobs     // optional: job routes
+	Pprof       bool     // serve net/http/pprof under /debug/pprof/ (admin token)
 }
 
 // API is the HTTP API.
@@ -109,6 +110,9 @@ func (a *API) routes() {
 	}
 	a.rulesRoutes()
 	a.deviceRoutes()
+	if a.opts.Pprof {
+		a.pprofRoutes()
+	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -127,6 +127,9 @@ type MQTTWebSocket struct {
 // HTTP configures the API listener.
 type HTTP struct {
 	Addr string `yaml:"addr"`
+	// Pprof serves Go's profiler under /debug/pprof/ (admin token required);
+	// EDGEWISE_PPROF=true sets it.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Storage configures the time-series store.
@@ -300,6 +303,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.MQTT.AllowAnonymous = b
 		c.Influx.AllowAnonymous = b
+	}
+	if v := getenv("EDGEWISE_PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: EDGEWISE_PPROF=%q: %w: want true or false", v, ErrInvalid)
+		}
+		c.HTTP.Pprof = b
 	}
 	if v := getenv("EDGEWISE_MQTT_PERSISTENCE"); v != "" {
 		b, err := strconv.ParseBool(v)
