@@ -106,9 +106,12 @@ type plan struct {
 	// tag-only selection returns them) and are not re-filtered by time
 	// (the range was pushed into it; its first window may start earlier).
 	fromSub bool
-	// asSub: this statement runs as a subquery; a raw LIMIT/OFFSET then
-	// applies per series, as in InfluxDB.
+	// asSub: this statement runs as a subquery.
 	asSub bool
+	// limitRuns: a raw subquery with LIMIT/OFFSET whose outer query groups
+	// by other tags (see rawLimitRuns); outerDims are the outer GROUP BY tags.
+	limitRuns bool
+	outerDims []string
 }
 
 // subOpts are what an outer query propagates into a subquery (as
@@ -213,6 +216,12 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 					return nil, err
 				}
 				pl.asSub = outer.isSub
+				if outer.isSub && !outer.dimAll && !st.GroupAll && (st.Limit > 0 || st.OffsetRows > 0) {
+					// InfluxDB compares the number of outer dimensions with
+					// the number of distinct GROUP BY tags of both queries.
+					pl.limitRuns = len(distinct(outer.dims)) != len(distinct(st.GroupTags))
+					pl.outerDims = distinct(outer.dims)
+				}
 				r, err := e.runMeasurement(ctx, pl, db, name, tr, bud)
 				if err != nil {
 					return nil, err
@@ -220,6 +229,9 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 				rows = append(rows, r...)
 			}
 		case *SubQuery:
+			if s.Stmt.Desc != st.Desc {
+				return nil, errors.New("subqueries must be ordered in the same direction as the query itself")
+			}
 			inner, err := e.execSelect(ctx, s.Stmt, pick, inner, bud)
 			if err != nil {
 				return nil, err
@@ -255,6 +267,12 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 						f.cols[i] = r.Cols[c]
 					} else {
 						f.cols[i] = make([]tsdb.Value, len(r.Time))
+					}
+				}
+				if s.Stmt.Desc { // frames are ascending in time
+					slices.Reverse(f.times)
+					for _, c := range f.cols {
+						slices.Reverse(c)
 					}
 				}
 				frames = append(frames, f)
@@ -1078,6 +1096,9 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 	if !pl.isAgg && !pl.hasTransform && st.Limit > 0 {
 		if pl.rowCond == nil {
 			req.Limit, req.Desc = st.Limit+st.OffsetRows, st.Desc
+			if pl.limitRuns {
+				req.Limit++
+			}
 		} else if frames, ok, err := e.readDeepening(ctx, pl, db, req, bud); err != nil {
 			return nil, err
 		} else if ok {
@@ -1103,6 +1124,9 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 // ok is false when the rounds end without an answer (read everything).
 func (e *Executor) readDeepening(ctx context.Context, pl *plan, db Database, req ReadRequest, bud *budget) ([]*frame, bool, error) {
 	need := pl.st.Limit + pl.st.OffsetRows
+	if pl.limitRuns {
+		need++
+	}
 	for n := max(1024, need); n <= 1<<20; n *= 8 {
 		req.Limit, req.Desc = n, pl.st.Desc
 		series, err := db.Read(ctx, req)
@@ -1442,6 +1466,9 @@ func (e *Executor) runFrames(ctx context.Context, pl *plan, frames []*frame, tr 
 		}
 		g.frames = append(g.frames, f)
 	}
+	if pl.limitRuns && !pl.isAgg && !pl.hasTransform {
+		return e.rawLimitRuns(ctx, pl, groups, tr, bud)
+	}
 	gs := pl.sortedGroups(groups)
 	if pl.isAgg {
 		for _, g := range gs {
@@ -1673,12 +1700,9 @@ type rawRef struct {
 func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRange, bud *budget) (*Row, error) {
 	st := pl.st
 	ncol := len(pl.cols)
-	perFrameCap, perFrameSkip := 0, 0
+	perFrameCap := 0
 	if st.Limit > 0 && !pl.hasTransform {
 		perFrameCap = st.Limit + st.OffsetRows
-	}
-	if pl.asSub && !pl.hasTransform {
-		perFrameCap, perFrameSkip = st.Limit, st.OffsetRows
 	}
 	var refs []rawRef
 	var slab []tsdb.Value
@@ -1690,7 +1714,7 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 		}
 		c.f = f
 		lo, hi := pl.frameRange(f, tr)
-		taken, skipped := 0, 0
+		taken := 0
 		for n := lo; n < hi; n++ {
 			i := n
 			if st.Desc {
@@ -1708,10 +1732,6 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 				}
 			}
 			if !has {
-				continue
-			}
-			if skipped < perFrameSkip {
-				skipped++
 				continue
 			}
 			refs = append(refs, rawRef{t: f.times[i], pos: len(slab) / max(ncol, 1)})
@@ -1737,7 +1757,7 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 			slices.SortStableFunc(refs, func(a, b rawRef) int { return cmp.Compare(a.t, b.t) })
 		}
 	}
-	if perFrameCap > 0 && len(refs) > perFrameCap && !pl.asSub {
+	if perFrameCap > 0 && len(refs) > perFrameCap {
 		refs = refs[:perFrameCap]
 	}
 	r := &Row{Name: g.name, Tags: g.tags, Time: make([]int64, len(refs)), Cols: make([][]tsdb.Value, ncol)}
@@ -1795,7 +1815,7 @@ func (e *Executor) finishRows(pl *plan, r *Row, dropEmpty bool) {
 			r.Cols[ci] = r.Cols[ci][:n]
 		}
 	}
-	if (st.OffsetRows > 0 || st.Limit > 0) && !(pl.asSub && !pl.isAgg && !pl.hasTransform) {
+	if (st.OffsetRows > 0 || st.Limit > 0) && !pl.limitRuns {
 		lo := min(st.OffsetRows, len(r.Time))
 		hi := len(r.Time)
 		if st.Limit > 0 && lo+st.Limit < hi {
@@ -1874,4 +1894,154 @@ func applyTransform(tr *transform, times []int64, in []tsdb.Value) []tsdb.Value 
 		}
 	}
 	return out
+}
+
+func distinct(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// rawLimitRuns applies a raw subquery's LIMIT/OFFSET the way InfluxDB 1.x
+// does when the outer query groups by other tags than the subquery (the
+// TSBS high-load query is one): each series contributes its first
+// LIMIT+OFFSET+1 rows in scan order, the series of one outer group (the
+// outer GROUP BY tags) are merged by time, and the LIMIT/OFFSET counter
+// restarts whenever the subquery's group tags differ from the previous
+// row's. So a subquery "GROUP BY name, driver ... LIMIT 1" under an outer
+// "GROUP BY name" yields one row per run of equal drivers, not one per
+// driver.
+func (e *Executor) rawLimitRuns(ctx context.Context, pl *plan, groups map[string]*group, tr timeRange, bud *budget) ([]*Row, error) {
+	st := pl.st
+	ncol := len(pl.cols)
+	perSeries := st.Limit + st.OffsetRows + 1
+	type item struct {
+		t   int64
+		g   *group
+		pos int
+		ord int // series order; breaks ties in time
+	}
+	// InfluxDB merges series in series-key order (reversed for DESC).
+	ords := map[*frame]int{}
+	{
+		var all []*frame
+		for _, g := range groups {
+			all = append(all, g.frames...)
+		}
+		key := func(f *frame) string {
+			var b strings.Builder
+			b.WriteString(f.name)
+			for _, t := range f.tags {
+				b.WriteString("," + t.Key + "=" + t.Value)
+			}
+			return b.String()
+		}
+		slices.SortFunc(all, func(a, b *frame) int { return strings.Compare(key(a), key(b)) })
+		for i, f := range all {
+			ords[f] = i
+		}
+	}
+	var slab []tsdb.Value
+	dims := map[string][]item{}
+	var dimKeys []string
+	c := &evalCtx{}
+	tmp := make([]tsdb.Value, ncol)
+	for _, g := range sortedGroups(groups) {
+		for _, f := range g.frames {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			dk := f.name + "\x00"
+			for _, k := range pl.outerDims {
+				dk += tagValue(f.tags, k) + "\x00"
+			}
+			if _, ok := dims[dk]; !ok {
+				dimKeys = append(dimKeys, dk)
+			}
+			c.f = f
+			lo, hi := pl.frameRange(f, tr)
+			taken := 0
+			for n := lo; n < hi && taken < perSeries; n++ {
+				i := n
+				if st.Desc {
+					i = hi - 1 - (n - lo)
+				}
+				c.i = i
+				if pl.rowCond != nil && !truthy(pl.rowCond(c)) {
+					continue
+				}
+				has := false
+				for ci, col := range pl.cols {
+					tmp[ci] = col.eval(c)
+					if (!col.tagOnly || pl.fromSub) && !isNull(tmp[ci]) {
+						has = true
+					}
+				}
+				if !has {
+					continue
+				}
+				dims[dk] = append(dims[dk], item{t: f.times[i], g: g, pos: len(slab) / max(ncol, 1), ord: ords[f]})
+				slab = append(slab, tmp...)
+				taken++
+			}
+		}
+	}
+	if err := bud.add(len(slab)); err != nil {
+		return nil, err
+	}
+	kept := map[*group][]item{}
+	for _, dk := range dimKeys {
+		items := dims[dk]
+		slices.SortFunc(items, func(a, b item) int {
+			if st.Desc {
+				return cmp.Or(cmp.Compare(b.t, a.t), cmp.Compare(b.ord, a.ord))
+			}
+			return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.ord, b.ord))
+		})
+		var prev *group
+		n := 0
+		for _, it := range items {
+			if it.g != prev {
+				prev, n = it.g, 0
+			}
+			n++
+			// The engine and then the statement apply OFFSET, so it counts twice.
+			if n <= 2*st.OffsetRows || (st.Limit > 0 && n-st.OffsetRows > st.Limit) {
+				continue
+			}
+			kept[it.g] = append(kept[it.g], it)
+		}
+	}
+	var rows []*Row
+	for _, g := range pl.sortedGroups(groups) {
+		items := kept[g]
+		if len(items) == 0 {
+			continue
+		}
+		slices.SortStableFunc(items, func(a, b item) int {
+			if st.Desc {
+				return cmp.Compare(b.t, a.t)
+			}
+			return cmp.Compare(a.t, b.t)
+		})
+		r := &Row{Name: g.name, Tags: g.tags, Time: make([]int64, len(items)), Cols: make([][]tsdb.Value, ncol)}
+		for ci := range r.Cols {
+			r.Cols[ci] = make([]tsdb.Value, len(items))
+		}
+		for ri, it := range items {
+			r.Time[ri] = it.t
+			for ci := range r.Cols {
+				r.Cols[ci][ri] = slab[it.pos*ncol+ci]
+			}
+		}
+		e.finishRows(pl, r, true)
+		if r.Len() > 0 {
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
 }
