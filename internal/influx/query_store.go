@@ -101,7 +101,8 @@ func (d dbStore) Read(ctx context.Context, r influxql.ReadRequest) ([]tsdb.Serie
 		return nil, err
 	}
 	q := tsdb.Query{Measurement: r.Measurement, Matchers: tms, Fields: r.Fields, Start: r.Start, End: r.End,
-		Every: r.Every, Fn: r.Fn, Limit: r.Limit, Desc: r.Desc && r.Limit > 0, MaxSamples: d.maxSamples}
+		Every: r.Every, Fn: r.Fn, Limit: r.Limit, Desc: r.Desc && r.Limit > 0, MaxSamples: d.maxSamples,
+		Filters: r.Filters}
 	if len(q.Fields) == 0 {
 		q.Fields = nil
 	}

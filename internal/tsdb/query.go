@@ -46,6 +46,9 @@ type Query struct {
 	// returned); 0 uses Options.MaxQuerySamples. Exceeding it fails the
 	// query with ErrQueryLimit.
 	MaxSamples int
+	// Filters keep only samples whose value passes all of them (raw
+	// queries on numeric fields; Limit counts passing samples). See Filter.
+	Filters []Filter
 }
 
 // Sample is one timestamped value.
@@ -74,6 +77,11 @@ func (q *Query) validate() error {
 		return fmt.Errorf("%w: negative limit", ErrInvalidQuery)
 	case q.Every == 0 && q.Fn != "":
 		return fmt.Errorf("%w: aggregate %q needs a window (Every)", ErrInvalidQuery, q.Fn)
+	case q.Every > 0 && len(q.Filters) > 0:
+		return fmt.Errorf("%w: filters apply to raw queries only", ErrInvalidQuery)
+	}
+	if err := validateFilters(q.Filters); err != nil {
+		return err
 	}
 	if q.Every > 0 {
 		switch q.Fn {
@@ -208,6 +216,9 @@ func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
 		slices.Sort(names)
 		for _, name := range names {
 			typ := s.fields[name]
+			if len(q.Filters) > 0 && (typ == Boolean || typ == String) {
+				return nil, blocks, fmt.Errorf("%w: filters need a numeric field, %q is %s", ErrInvalidQuery, name, typ)
+			}
 			if q.Every > 0 && numericOnly(q.Fn) && (typ == Boolean || typ == String) {
 				return nil, blocks, fmt.Errorf("%w: aggregate %s is not supported for %s field %q (use count, first or last)",
 					ErrInvalidQuery, q.Fn, typ, name)
@@ -366,9 +377,15 @@ func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
+		if len(q.Filters) > 0 && len(g) == 1 && g[0].chunk != nil && !chunkMayMatch(p.typ, g[0].chunk, q.Filters) {
+			continue
+		}
 		smp, err := load(g, p.typ, q.Start, q.End, b)
 		if err != nil {
 			return nil, err
+		}
+		if len(q.Filters) > 0 {
+			smp = filterSamples(smp, q.Filters)
 		}
 		out = append(out, smp...)
 	}

@@ -60,12 +60,18 @@ func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
 		runs := groupSources(p.sources)
 		var samples []Sample
 		for r := len(runs) - 1; r >= 0 && len(samples) < q.Limit; r-- {
+			if g := runs[r]; len(q.Filters) > 0 && len(g) == 1 && g[0].chunk != nil && !chunkMayMatch(p.typ, g[0].chunk, q.Filters) {
+				continue
+			}
 			smp, err := load(runs[r], p.typ, q.Start, q.End, &b)
 			if err != nil {
 				if errors.Is(err, ErrQueryLimit) {
 					return nil, err
 				}
 				return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
+			}
+			if len(q.Filters) > 0 {
+				smp = filterSamples(smp, q.Filters)
 			}
 			for j := len(smp) - 1; j >= 0 && len(samples) < q.Limit; j-- {
 				samples = append(samples, smp[j])

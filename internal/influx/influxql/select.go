@@ -112,6 +112,8 @@ type plan struct {
 	// by other tags (see rawLimitRuns); outerDims are the outer GROUP BY tags.
 	limitRuns bool
 	outerDims []string
+	// rowExprs are the WHERE conjuncts behind rowCond.
+	rowExprs []Expr
 }
 
 // subOpts are what an outer query propagates into a subquery (as
@@ -545,6 +547,7 @@ func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (
 		}
 		pl.tagCond = ev
 	}
+	pl.rowExprs = rest
 	if r := andAll(rest); r != nil {
 		ev, _, err := pl.compileExpr(r, false)
 		if err != nil {
@@ -1094,8 +1097,9 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 	}
 	st := pl.st
 	if !pl.isAgg && !pl.hasTransform && st.Limit > 0 {
-		if pl.rowCond == nil {
-			req.Limit, req.Desc = st.Limit+st.OffsetRows, st.Desc
+		if fs, ok := pl.filters(); pl.rowCond == nil || ok {
+			// With filters the store counts only samples passing WHERE.
+			req.Limit, req.Desc, req.Filters = st.Limit+st.OffsetRows, st.Desc, fs
 			if pl.limitRuns {
 				req.Limit++
 			}
@@ -2044,4 +2048,61 @@ func (e *Executor) rawLimitRuns(ctx context.Context, pl *plan, groups map[string
 		}
 	}
 	return rows, nil
+}
+
+// filters turns WHERE into store filters when the query reads one numeric
+// field and every row condition compares that field with a number, so
+// that LIMIT can be counted by the store (which skips chunks that cannot
+// match) instead of by reading ever deeper.
+func (pl *plan) filters() ([]tsdb.Filter, bool) {
+	if len(pl.used) != 1 || len(pl.rowExprs) == 0 {
+		return nil, false
+	}
+	field := pl.used[0]
+	if t := pl.types[field]; t != tsdb.Float && t != tsdb.Integer && t != tsdb.Unsigned {
+		return nil, false
+	}
+	ops := map[string]tsdb.FilterOp{"<": tsdb.FilterLT, "<=": tsdb.FilterLE, ">": tsdb.FilterGT, ">=": tsdb.FilterGE,
+		"=": tsdb.FilterEQ, "!=": tsdb.FilterNE, "<>": tsdb.FilterNE}
+	flip := map[tsdb.FilterOp]tsdb.FilterOp{tsdb.FilterLT: tsdb.FilterGT, tsdb.FilterLE: tsdb.FilterGE,
+		tsdb.FilterGT: tsdb.FilterLT, tsdb.FilterGE: tsdb.FilterLE, tsdb.FilterEQ: tsdb.FilterEQ, tsdb.FilterNE: tsdb.FilterNE}
+	num := func(e Expr) (float64, bool) {
+		switch x := e.(type) {
+		case *NumberLit:
+			return x.Val, true
+		case *IntegerLit:
+			return float64(x.Val), true
+		}
+		return 0, false
+	}
+	isField := func(e Expr) bool {
+		v, ok := e.(*VarRef)
+		return ok && v.Name == field && v.Type != "tag"
+	}
+	var out []tsdb.Filter
+	for _, c := range pl.rowExprs {
+		for {
+			p, ok := c.(*ParenExpr)
+			if !ok {
+				break
+			}
+			c = p.Expr
+		}
+		b, ok := c.(*BinaryExpr)
+		if !ok {
+			return nil, false
+		}
+		op, ok := ops[b.Op]
+		if !ok {
+			return nil, false
+		}
+		if v, ok := num(b.RHS); ok && isField(b.LHS) {
+			out = append(out, tsdb.Filter{Op: op, Value: v})
+		} else if v, ok := num(b.LHS); ok && isField(b.RHS) {
+			out = append(out, tsdb.Filter{Op: flip[op], Value: v})
+		} else {
+			return nil, false
+		}
+	}
+	return out, true
 }

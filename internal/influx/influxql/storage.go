@@ -67,6 +67,9 @@ type ReadRequest struct {
 	Fn          tsdb.Aggregate
 	Limit       int
 	Desc        bool
+	// Filters keep only samples passing all of them (raw reads with one
+	// numeric field; Limit then counts passing samples).
+	Filters []tsdb.Filter
 }
 
 // Storage is what the executor needs from the store: databases.
