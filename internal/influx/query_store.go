@@ -123,4 +123,18 @@ func (d dbStore) Read(ctx context.Context, r influxql.ReadRequest) ([]tsdb.Serie
 	return out, nil
 }
 
+// ReadEach streams aggregate inputs series by series (raw reads only).
+func (d dbStore) ReadEach(ctx context.Context, r influxql.ReadRequest, fn func([]tsdb.Series) error) error {
+	tms, err := tsdbMatchers(r.Matchers)
+	if err != nil {
+		return err
+	}
+	q := tsdb.Query{Measurement: r.Measurement, Matchers: tms, Fields: r.Fields, Start: r.Start, End: r.End,
+		Every: r.Every, Fn: r.Fn, MaxSamples: d.maxSamples, Filters: r.Filters}
+	if len(q.Fields) == 0 {
+		q.Fields = nil
+	}
+	return d.db.QueryEach(ctx, q, fn)
+}
+
 func (d dbStore) Write(ctx context.Context, pts []tsdb.Point) error { return d.db.Write(ctx, pts) }

@@ -118,17 +118,33 @@ type fieldPlan struct {
 
 // Query runs q. Results are sorted by tags then field; samples by time.
 func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
-	if err := q.validate(); err != nil {
+	var out []Series
+	err := db.QueryEach(ctx, q, func(s []Series) error {
+		out = append(out, s...)
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// QueryEach runs q like Query but hands the result to fn one series at a
+// time (its fields sorted by name), so that a caller folding the samples
+// never holds the whole result. fn must not keep the slice (the Series in
+// it may be kept); an error from fn ends the query with that error.
+func (db *DB) QueryEach(ctx context.Context, q Query, fn func([]Series) error) error {
+	if err := q.validate(); err != nil {
+		return err
 	}
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	ms, err := compileMatchers(q.Matchers)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	q.Matchers = ms
 	if q.MaxSamples <= 0 {
@@ -141,7 +157,7 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		}
 	}()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The budget counts samples decoded or copied from the head; Desc
 	// needs every sample of the range before it can keep the newest.
@@ -149,7 +165,7 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	for i := range plans {
 		for _, s := range plans[i].sources {
 			if err := b.take(len(s.samples)); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -157,10 +173,23 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	if q.Desc {
 		eff.Limit = 0
 	}
-	out := make([]Series, 0, len(plans))
+	var batch []Series
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := fn(batch)
+		batch = batch[:0]
+		return err
+	}
 	for i := range plans {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
+		}
+		if i > 0 && plans[i].s != plans[i-1].s {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		p := &plans[i]
 		var samples []Sample
@@ -172,9 +201,9 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		}
 		if err != nil {
 			if errors.Is(err, ErrQueryLimit) {
-				return nil, err
+				return err
 			}
-			return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
+			return fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
 		}
 		if len(samples) == 0 {
 			continue
@@ -185,9 +214,9 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		if q.Limit > 0 && len(samples) > q.Limit {
 			samples = samples[:q.Limit]
 		}
-		out = append(out, Series{Measurement: p.s.measurement, Tags: p.s.tags, Field: p.field, Samples: samples})
+		batch = append(batch, Series{Measurement: p.s.measurement, Tags: p.s.tags, Field: p.field, Samples: samples})
 	}
-	return out, nil
+	return flush()
 }
 
 // plan takes a consistent snapshot under the read lock: matching series,
@@ -372,12 +401,29 @@ func load(g []source, typ ValueType, start, end int64, b *budget) ([]Sample, err
 }
 
 func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
+	groups := groupSources(p.sources)
 	var out []Sample
-	for _, g := range groupSources(p.sources) {
+	if q.Limit == 0 && len(groups) > 1 {
+		n := 0 // an upper bound: growing by appends dominated long scans
+		for _, s := range p.sources {
+			if s.chunk != nil {
+				n += s.chunk.count
+			} else {
+				n += len(s.samples)
+			}
+		}
+		out = make([]Sample, 0, n)
+	}
+	for _, g := range groups {
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
 		}
 		if len(q.Filters) > 0 && len(g) == 1 && g[0].chunk != nil && !chunkMayMatch(p.typ, g[0].chunk, q.Filters) {
+			continue
+		}
+		if q.Limit-len(out) == 1 && len(q.Filters) == 0 && summaryOnly(p.typ, g, *q) {
+			c := g[0].chunk // the oldest sample is the chunk's first
+			out = append(out, Sample{Time: c.minT, Value: Value{typ: p.typ, n: c.first}})
 			continue
 		}
 		smp, err := load(g, p.typ, q.Start, q.End, b)
@@ -386,6 +432,9 @@ func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 		}
 		if len(q.Filters) > 0 {
 			smp = filterSamples(smp, q.Filters)
+		}
+		if len(groups) == 1 {
+			return smp, nil // already a fresh slice: no copy
 		}
 		out = append(out, smp...)
 	}

@@ -36,6 +36,29 @@ func TestQueryNewestMatchesDesc(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(500) // stays in the head
+	// The oldest sample per series (answered from chunk summaries).
+	full, err := db.Query(ctx, Query{Measurement: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ start, end int64 }{{0, 0}, {3600e9, 0}, {1800e9, 4 * 3600e9}} {
+		first, err := db.Query(ctx, Query{Measurement: "m", Limit: 1, Start: r.start, End: r.end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range first {
+			var want Sample
+			for _, x := range full[i].Samples {
+				if x.Time >= r.start {
+					want = x
+					break
+				}
+			}
+			if len(s.Samples) != 1 || s.Samples[0] != want {
+				t.Fatalf("oldest of %v from %d: %v, want %v", s.Tags, r.start, s.Samples, want)
+			}
+		}
+	}
 	for _, q := range []Query{{Measurement: "m", Limit: 1}, {Measurement: "m", Limit: 700}, {Measurement: "m", Limit: 5000, Start: 3600e9, End: 4 * 3600e9}} {
 		want, err := db.Query(ctx, Query{Measurement: q.Measurement, Limit: q.Limit, Start: q.Start, End: q.End, Desc: true})
 		if err != nil {

@@ -1109,6 +1109,9 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 			return e.runFrames(ctx, pl, frames, tr, bud)
 		}
 	}
+	if sr, ok := db.(SeriesReader); ok && pl.isAgg && req.Limit == 0 {
+		return e.runAggEach(ctx, pl, sr, name, req, tr, bud)
+	}
 	series, err := db.Read(ctx, req)
 	if err != nil {
 		return nil, err
@@ -1118,6 +1121,47 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 		return nil, err
 	}
 	return e.runFrames(ctx, pl, frames, tr, bud)
+}
+
+// runAggEach folds an aggregate's input series by series as the store
+// hands them over, keeping only the per-group accumulators.
+func (e *Executor) runAggEach(ctx context.Context, pl *plan, sr SeriesReader, name string, req ReadRequest, tr timeRange, bud *budget) ([]*Row, error) {
+	groups := map[string]*group{}
+	err := sr.ReadEach(ctx, req, func(series []tsdb.Series) error {
+		frames, err := joinSeries(name, series, pl.usedIdx, bud)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if !pl.seriesOK(f.tags) {
+				continue
+			}
+			g := pl.groupFor(groups, f)
+			g.frames = []*frame{f}
+			err := e.feedAgg(ctx, pl, g, tr)
+			g.frames = nil
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.finishAgg(ctx, pl, pl.sortedGroups(groups), tr, bud)
+}
+
+// groupFor returns the group of frame f in groups, creating it.
+func (pl *plan) groupFor(groups map[string]*group, f *frame) *group {
+	key, gt := pl.groupOf(f.tags)
+	gkey := f.name + "\x00" + key
+	g := groups[gkey]
+	if g == nil {
+		g = &group{key: key, name: f.name, tags: gt, wins: map[int64]int{}}
+		groups[gkey] = g
+	}
+	return g
 }
 
 // readDeepening serves LIMIT with a field predicate without reading the
@@ -1235,14 +1279,9 @@ func joinSeries(name string, series []tsdb.Series, usedIdx map[string]int, bud *
 				f.times[k] = smp.Time
 			}
 		} else {
-			var all []int64
 			for _, s := range group {
-				for _, smp := range s.Samples {
-					all = append(all, smp.Time)
-				}
+				f.times = unionTimes(f.times, s.Samples)
 			}
-			slices.Sort(all)
-			f.times = slices.Compact(all)
 		}
 		for _, s := range group {
 			idx, ok := usedIdx[s.Field]
@@ -1461,13 +1500,7 @@ func (e *Executor) runFrames(ctx context.Context, pl *plan, frames []*frame, tr 
 		if !pl.seriesOK(f.tags) {
 			continue
 		}
-		key, gt := pl.groupOf(f.tags)
-		gkey := f.name + "\x00" + key
-		g := groups[gkey]
-		if g == nil {
-			g = &group{key: key, name: f.name, tags: gt, wins: map[int64]int{}}
-			groups[gkey] = g
-		}
+		g := pl.groupFor(groups, f)
 		g.frames = append(g.frames, f)
 	}
 	if pl.limitRuns && !pl.isAgg && !pl.hasTransform {
@@ -2105,4 +2138,30 @@ func (pl *plan) filters() ([]tsdb.Filter, bool) {
 		}
 	}
 	return out, true
+}
+
+// unionTimes merges the (sorted, distinct) times of smp into the sorted,
+// distinct times a.
+func unionTimes(a []int64, smp []tsdb.Sample) []int64 {
+	out := make([]int64, 0, max(len(a), len(smp))+len(smp)/8)
+	i, j := 0, 0
+	for i < len(a) && j < len(smp) {
+		switch t := smp[j].Time; {
+		case a[i] < t:
+			out = append(out, a[i])
+			i++
+		case a[i] > t:
+			out = append(out, t)
+			j++
+		default:
+			out = append(out, t)
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	for ; j < len(smp); j++ {
+		out = append(out, smp[j].Time)
+	}
+	return out
 }

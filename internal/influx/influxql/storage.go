@@ -72,6 +72,13 @@ type ReadRequest struct {
 	Filters []tsdb.Filter
 }
 
+// SeriesReader is a Database that can hand a read's result over one series
+// at a time (all its fields, in Read's order); aggregates use it to fold
+// samples without holding the whole result. fn must not keep the slice.
+type SeriesReader interface {
+	ReadEach(ctx context.Context, r ReadRequest, fn func([]tsdb.Series) error) error
+}
+
 // Storage is what the executor needs from the store: databases.
 type Storage interface {
 	Databases(ctx context.Context) ([]string, error)
