@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
@@ -55,6 +56,11 @@ type Handler struct {
 	log  *slog.Logger
 	cat  *tsdb.Catalog
 	mux  *http.ServeMux
+	// bufs and gzips recycle write bodies and gzip readers between
+	// requests (an ingest-heavy server otherwise spends its time growing
+	// buffers and building Huffman tables).
+	bufs  sync.Pool // *bytes.Buffer
+	gzips sync.Pool // *gzip.Reader
 }
 
 // New returns a Handler with all its routes registered.
