@@ -82,6 +82,7 @@ func New(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("/health", h.health)
 	h.mux.HandleFunc("/write", h.writeV1)
 	h.mux.HandleFunc("/api/v2/write", h.writeV2)
+	h.mux.HandleFunc("/api/v2/delete", h.deleteV2)
 	if q, ok := any(h).(interface{ registerQueryRoutes() }); ok {
 		q.registerQueryRoutes()
 	} else {
@@ -96,7 +97,7 @@ func New(opts Options) (*Handler, error) {
 
 // Paths are the URL paths the Handler serves, for mounting it.
 func Paths() []string {
-	return []string{"/ping", "/health", "/write", "/api/v2/write", "/query", "/api/v2/query"}
+	return []string{"/ping", "/health", "/write", "/api/v2/write", "/query", "/api/v2/query", "/api/v2/delete"}
 }
 
 // ServeHTTP dispatches to the Influx routes.

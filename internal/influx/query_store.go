@@ -137,4 +137,12 @@ func (d dbStore) ReadEach(ctx context.Context, r influxql.ReadRequest, fn func([
 	return d.db.QueryEach(ctx, q, fn)
 }
 
+func (d dbStore) Delete(ctx context.Context, m string, ms []influxql.Matcher, start, end int64) error {
+	tms, err := tsdbMatchers(ms)
+	if err != nil {
+		return err
+	}
+	return d.db.Delete(ctx, m, tms, start, end)
+}
+
 func (d dbStore) Write(ctx context.Context, pts []tsdb.Point) error { return d.db.Write(ctx, pts) }

@@ -79,6 +79,12 @@ type SeriesReader interface {
 	ReadEach(ctx context.Context, r ReadRequest, fn func([]tsdb.Series) error) error
 }
 
+// Deleter is a Database that can delete: the samples of measurement's
+// series matching all matchers with start <= t < end (end 0 = unbounded).
+type Deleter interface {
+	Delete(ctx context.Context, measurement string, matchers []Matcher, start, end int64) error
+}
+
 // Storage is what the executor needs from the store: databases.
 type Storage interface {
 	Databases(ctx context.Context) ([]string, error)
