@@ -35,6 +35,10 @@ const (
 
 // Options configures a DB. The zero value (with Dir set) is usable.
 type Options struct {
+	// stage, when set (by tests), is called at the crash-sensitive steps
+	// of compaction and delete.
+	stage func(string)
+
 	Dir           string        // required: the directory owning wal/ and blocks/
 	Logger        *slog.Logger  // nil discards logs
 	Fsync         FsyncPolicy   // default FsyncAlways
@@ -949,4 +953,11 @@ func (db *DB) Stats() Stats {
 	st.WriteBatches = db.batches.Load()
 	st.Flushes = db.flushes.Load()
 	return st
+}
+
+// stage reports a crash-sensitive step to Options.stage (tests only).
+func (db *DB) stage(name string) {
+	if db.opts.stage != nil {
+		db.opts.stage(name)
+	}
 }
