@@ -150,7 +150,7 @@ func (db *DB) QueryEach(ctx context.Context, q Query, fn func([]Series) error) e
 	if q.MaxSamples <= 0 {
 		q.MaxSamples = db.opts.MaxQuerySamples
 	}
-	plans, blocks, err := db.plan(&q)
+	plans, blocks, err := db.plan(&q, q.Desc)
 	defer func() {
 		for _, b := range blocks {
 			b.release()
@@ -222,7 +222,11 @@ func (db *DB) QueryEach(ctx context.Context, q Query, fn func([]Series) error) e
 // plan takes a consistent snapshot under the read lock: matching series,
 // their fields, the block chunks overlapping the range and copies of the
 // head samples in range.
-func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
+//
+// A raw query with a Limit copies at most Limit head samples per head
+// partition, from the newest end when newest is set: the merged answer's
+// first (or last) Limit samples can only come from those.
+func (db *DB) plan(q *Query, newest bool) ([]fieldPlan, []*block, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	blocks := slices.Clone(db.blocks)
@@ -288,7 +292,11 @@ func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
 				if hf == nil || hf.typ != typ {
 					return
 				}
-				smp := hf.samplesIn(q.Start, q.End)
+				limit := 0
+				if q.Every == 0 && len(q.Filters) == 0 {
+					limit = q.Limit
+				}
+				smp := hf.samplesIn(q.Start, q.End, limit, newest)
 				if len(smp) > 0 {
 					p.sources = append(p.sources, source{minT: smp[0].Time, maxT: smp[len(smp)-1].Time, prio: prio, samples: smp})
 				}

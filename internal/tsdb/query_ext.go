@@ -34,7 +34,7 @@ func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
 	if q.MaxSamples <= 0 {
 		q.MaxSamples = db.opts.MaxQuerySamples
 	}
-	plans, blocks, err := db.plan(&q)
+	plans, blocks, err := db.plan(&q, true)
 	defer func() {
 		for _, b := range blocks {
 			b.release()

@@ -190,3 +190,41 @@ func TestQueryFilters(t *testing.T) {
 		t.Error("filters on an aggregate query: no error")
 	}
 }
+
+// LIMIT queries copy only the needed end of a sorted head; the answers
+// must equal the ends of the full result (head overwriting a block too).
+func TestLimitWithSortedHead(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, t.TempDir(), func(o *Options) { o.BlockDuration = 1 << 40 })
+	write := func(from, to int64, v int64) {
+		var pts []Point
+		for ts := from; ts < to; ts++ {
+			pts = append(pts, pt("d", ts, Field{Key: "v", Value: IntValue(ts*10 + v)}))
+		}
+		if err := db.Write(ctx, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 3000, 1)
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(2990, 5000, 2) // sorted head, overlapping the block's end
+	full := mustQuery(t, db, Query{Measurement: "telemetry"})[0].Samples
+	for _, limit := range []int{1, 7, 2500} {
+		asc := mustQuery(t, db, Query{Measurement: "telemetry", Limit: limit})[0].Samples
+		if !slices.Equal(asc, full[:limit]) {
+			t.Fatalf("oldest %d differ", limit)
+		}
+		desc := mustQuery(t, db, Query{Measurement: "telemetry", Limit: limit, Desc: true})[0].Samples
+		newest, err := db.QueryNewest(ctx, Query{Measurement: "telemetry", Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(full[len(full)-limit:])
+		slices.Reverse(want)
+		if !slices.Equal(desc, want) || !slices.Equal(newest[0].Samples, want) {
+			t.Fatalf("newest %d differ", limit)
+		}
+	}
+}
