@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as independent peers:
-# python3-paho-mqtt (the seed's device code runs on it) and
-# mosquitto-clients, and the mqtt npm package the interop tests drive
+# python3-paho-mqtt (the seed's device code runs on it),
+# mosquitto-clients, influxdb-client and curl, and the mqtt npm package the interop tests drive
 # (test/interop/node, pinned by its package-lock.json). Safe to run
 # repeatedly; does nothing when present.
 set -euo pipefail
@@ -19,6 +19,8 @@ fi
 need=()
 /usr/bin/python3 -c 'import paho.mqtt.client' 2>/dev/null || need+=(python3-paho-mqtt)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v influx >/dev/null 2>&1 || need+=(influxdb-client) # the Influx line protocol tests write with it
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -67,6 +67,7 @@ type Options struct {
 	Certs    Certs    // optional: certificate and CA routes
 	Policies Policies // optional: policy routes
 	Agents   Agents   // optional: edge agent routes
+	Pprof       bool     // serve net/http/pprof under /debug/pprof/ (admin token)
 }
 
 // API is the HTTP API.
@@ -126,6 +127,9 @@ func (a *API) routes() {
 	a.certRoutes()
 	a.policyRoutes()
 	a.agentRoutes()
+	if a.opts.Pprof {
+		a.pprofRoutes()
+	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

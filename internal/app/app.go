@@ -267,6 +267,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	apiSrv, err := api.New(api.Options{
 		Influx:      influxSrv,
 		InfluxPaths: influx.Paths(),
+		Pprof:       cfg.HTTP.Pprof,
 		Logger:      log.With("subsystem", "api"),
 		Token:       a.token,
 		Registry:    a.reg,

@@ -151,6 +151,9 @@ type MQTTWebSocket struct {
 // HTTP configures the API listener.
 type HTTP struct {
 	Addr string `yaml:"addr"`
+	// Pprof serves Go's profiler under /debug/pprof/ (admin token required);
+	// EDGEWISE_PPROF=true sets it.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Storage configures the time-series store.
@@ -343,6 +346,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("config: EDGEWISE_AUTH_PASSWORD=%q: %w: want true or false", v, ErrInvalid)
 		}
 		c.Auth.Password = b
+	}
+	if v := getenv("EDGEWISE_PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: EDGEWISE_PPROF=%q: %w: want true or false", v, ErrInvalid)
+		}
+		c.HTTP.Pprof = b
 	}
 	if v := getenv("EDGEWISE_MQTT_PERSISTENCE"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -30,6 +30,16 @@
 // database that does not exist are refused with 404; 1.x creates nothing
 // implicitly (use CREATE DATABASE through /query).
 //
+// Body buffers and gzip readers are pooled per Handler.
+//
+// # Deletes
+//
+// POST /api/v2/delete (delete.go) takes InfluxDB 2.x's JSON body: an
+// inclusive start/stop and a predicate of key="value" terms joined by AND
+// (ParseDeletePredicate; _measurement picks the measurement, otherwise all
+// of the bucket's). InfluxQL DELETE and DROP SERIES reach the same
+// tsdb.DB.Delete through the query store.
+//
 // Query routes are added by query.go: when the package has a method
 // registerQueryRoutes on *Handler, New calls it after registering the
 // routes above; otherwise /query and /api/v2/query answer 501.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
@@ -55,6 +56,11 @@ type Handler struct {
 	log  *slog.Logger
 	cat  *tsdb.Catalog
 	mux  *http.ServeMux
+	// bufs and gzips recycle write bodies and gzip readers between
+	// requests (an ingest-heavy server otherwise spends its time growing
+	// buffers and building Huffman tables).
+	bufs  sync.Pool // *bytes.Buffer
+	gzips sync.Pool // *gzip.Reader
 }
 
 // New returns a Handler with all its routes registered.
@@ -76,6 +82,7 @@ func New(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("/health", h.health)
 	h.mux.HandleFunc("/write", h.writeV1)
 	h.mux.HandleFunc("/api/v2/write", h.writeV2)
+	h.mux.HandleFunc("/api/v2/delete", h.deleteV2)
 	if q, ok := any(h).(interface{ registerQueryRoutes() }); ok {
 		q.registerQueryRoutes()
 	} else {
@@ -90,7 +97,7 @@ func New(opts Options) (*Handler, error) {
 
 // Paths are the URL paths the Handler serves, for mounting it.
 func Paths() []string {
-	return []string{"/ping", "/health", "/write", "/api/v2/write", "/query", "/api/v2/query"}
+	return []string{"/ping", "/health", "/write", "/api/v2/write", "/query", "/api/v2/query", "/api/v2/delete"}
 }
 
 // ServeHTTP dispatches to the Influx routes.

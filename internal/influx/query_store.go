@@ -101,7 +101,8 @@ func (d dbStore) Read(ctx context.Context, r influxql.ReadRequest) ([]tsdb.Serie
 		return nil, err
 	}
 	q := tsdb.Query{Measurement: r.Measurement, Matchers: tms, Fields: r.Fields, Start: r.Start, End: r.End,
-		Every: r.Every, Fn: r.Fn, Limit: r.Limit, Desc: r.Desc && r.Limit > 0, MaxSamples: d.maxSamples}
+		Every: r.Every, Fn: r.Fn, Limit: r.Limit, Desc: r.Desc && r.Limit > 0, MaxSamples: d.maxSamples,
+		Filters: r.Filters}
 	if len(q.Fields) == 0 {
 		q.Fields = nil
 	}
@@ -120,6 +121,28 @@ func (d dbStore) Read(ctx context.Context, r influxql.ReadRequest) ([]tsdb.Serie
 		}
 	}
 	return out, nil
+}
+
+// ReadEach streams aggregate inputs series by series (raw reads only).
+func (d dbStore) ReadEach(ctx context.Context, r influxql.ReadRequest, fn func([]tsdb.Series) error) error {
+	tms, err := tsdbMatchers(r.Matchers)
+	if err != nil {
+		return err
+	}
+	q := tsdb.Query{Measurement: r.Measurement, Matchers: tms, Fields: r.Fields, Start: r.Start, End: r.End,
+		Every: r.Every, Fn: r.Fn, MaxSamples: d.maxSamples, Filters: r.Filters}
+	if len(q.Fields) == 0 {
+		q.Fields = nil
+	}
+	return d.db.QueryEach(ctx, q, fn)
+}
+
+func (d dbStore) Delete(ctx context.Context, m string, ms []influxql.Matcher, start, end int64) error {
+	tms, err := tsdbMatchers(ms)
+	if err != nil {
+		return err
+	}
+	return d.db.Delete(ctx, m, tms, start, end)
 }
 
 func (d dbStore) Write(ctx context.Context, pts []tsdb.Point) error { return d.db.Write(ctx, pts) }

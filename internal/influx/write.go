@@ -2,7 +2,6 @@ package influx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/edgewise-iot/edgewise/internal/influx/lineproto"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
+	"github.com/klauspost/compress/gzip"
 )
 
 // maxReportedLines bounds how many bad lines an error message quotes.
@@ -100,36 +100,58 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // readBody reads the (possibly gzipped) body up to MaxBodyBytes.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, bool) {
 	var rd io.Reader = r.Body
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(r.Body)
+		zr, _ := h.gzips.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(r.Body)
+		} else {
+			err = zr.Reset(r.Body)
+		}
 		if err != nil {
 			h.fail(w, r, http.StatusBadRequest, "", "invalid gzip body: "+err.Error())
 			return nil, false
 		}
-		defer zr.Close()
+		defer func() {
+			zr.Close()
+			h.gzips.Put(zr)
+		}()
 		rd = zr
 	default:
 		h.fail(w, r, http.StatusUnsupportedMediaType, "", fmt.Sprintf("unsupported Content-Encoding %q (use gzip or none)", enc))
 		return nil, false
 	}
-	var buf bytes.Buffer
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
 	if r.ContentLength > 0 && r.ContentLength <= h.opts.MaxBodyBytes {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	n, err := buf.ReadFrom(io.LimitReader(rd, h.opts.MaxBodyBytes+1))
 	if n > h.opts.MaxBodyBytes {
+		h.putBuf(buf)
 		h.fail(w, r, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body larger than %d bytes", h.opts.MaxBodyBytes))
 		return nil, false
 	}
 	if err != nil {
+		h.putBuf(buf)
 		h.fail(w, r, http.StatusBadRequest, "", "reading the body: "+err.Error())
 		return nil, false
 	}
-	return buf.Bytes(), true
+	return buf, true
+}
+
+// putBuf recycles a body buffer unless it grew unusually large.
+func (h *Handler) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 16<<20 {
+		h.bufs.Put(b)
+	}
 }
 
 func (h *Handler) write(w http.ResponseWriter, r *http.Request, db *tsdb.DB, precision string) {
@@ -138,11 +160,14 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, db *tsdb.DB, pre
 		h.fail(w, r, http.StatusBadRequest, "", strings.TrimPrefix(err.Error(), "lineproto: "))
 		return
 	}
-	body, ok := h.readBody(w, r)
+	buf, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
-	pts, bad := Points(body, prec, time.Now().UnixNano())
+	// Points copies what it keeps, so the body goes back to the pool once
+	// the write is done.
+	defer h.putBuf(buf)
+	pts, bad := Points(buf.Bytes(), prec, time.Now().UnixNano())
 	if len(pts) == 0 && len(bad) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return

@@ -363,7 +363,7 @@ func parseBlockIndex(idx []byte, dataEnd uint64, ix *seriesIndex, init func(*blo
 				break
 			}
 			if old, ok := s.fields[name]; !ok {
-				ix.setField(s, name, typ)
+				ix.setField(s, name, typ, -1)
 			} else if old != typ {
 				d.fail("field type (conflicts with another block)")
 				break

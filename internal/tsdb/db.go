@@ -35,6 +35,10 @@ const (
 
 // Options configures a DB. The zero value (with Dir set) is usable.
 type Options struct {
+	// stage, when set (by tests), is called at the crash-sensitive steps
+	// of compaction and delete.
+	stage func(string)
+
 	Dir           string        // required: the directory owning wal/ and blocks/
 	Logger        *slog.Logger  // nil discards logs
 	Fsync         FsyncPolicy   // default FsyncAlways
@@ -296,8 +300,8 @@ func conflict(s *series, p *preparedPoint, pending map[string]ValueType) string 
 // apply adds a point to the index field types and the head; db.mu must be
 // held exclusively (or Open be running).
 func (db *DB) apply(s *series, p *preparedPoint) {
-	for _, f := range p.Fields {
-		db.index.setField(s, f.Key, f.Value.typ)
+	for i, f := range p.Fields {
+		db.index.setField(s, f.Key, f.Value.typ, i)
 	}
 	db.head.add(s, p, db.blockDur)
 	if p.Time > db.maxT.Load() {
@@ -570,9 +574,9 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 			p := &r.pts[i]
 			s := db.index.byKey[p.key]
 			p.s = s
-			for _, f := range p.Fields {
+			for fi, f := range p.Fields {
 				if s != nil {
-					if t, ok := s.fields[f.Key]; ok {
+					if t, ok := s.fieldType(f.Key, fi); ok {
 						if t != f.Value.typ {
 							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
 						}
@@ -949,4 +953,11 @@ func (db *DB) Stats() Stats {
 	st.WriteBatches = db.batches.Load()
 	st.Flushes = db.flushes.Load()
 	return st
+}
+
+// stage reports a crash-sensitive step to Options.stage (tests only).
+func (db *DB) stage(name string) {
+	if db.opts.stage != nil {
+		db.opts.stage(name)
+	}
 }

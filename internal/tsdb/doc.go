@@ -130,4 +130,10 @@
 // first and last keep the field type; booleans and strings support only
 // count, first and last. A query sees a consistent snapshot of the head
 // and blocks taken under a read lock.
+//
+// Raw queries may carry numeric Filters (value op constant); chunks whose
+// summary min/max cannot match are skipped undecoded and Limit counts only
+// passing samples. The first (or, for QueryNewest, last) sample of a whole
+// chunk comes from its summary. QueryNewest reads runs newest first and
+// stops at Limit; QueryEach delivers the result one series at a time.
 package tsdb

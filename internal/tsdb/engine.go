@@ -147,6 +147,7 @@ func (db *DB) Delete(ctx context.Context, measurement string, ms []Matcher, star
 		return err
 	}
 	db.mu.Unlock()
+	db.stage("delete-tombstoned")
 	if _, err := db.flushLocked(ctx, true); err != nil {
 		return err
 	}
@@ -323,6 +324,7 @@ func (db *DB) Compact(ctx context.Context) (int, error) {
 		n++
 	}
 	if n > 0 {
+		db.stage("compact-gc")
 		db.gcTombstones()
 	}
 	return n, nil
@@ -409,6 +411,7 @@ func (db *DB) compactPartition(in []*block) error {
 		if err != nil {
 			return err
 		}
+		db.stage("compact-written")
 		db.mu.Lock()
 		nb, err = openBlock(path, seq, db.index)
 		db.mu.Unlock()
@@ -431,9 +434,12 @@ func (db *DB) compactPartition(in []*block) error {
 	db.mu.Unlock()
 	// Queries planned before the swap may still read the inputs: the files
 	// are unlinked now and closed when the last such query ends.
-	for _, b := range in {
+	for i, b := range in {
 		os.Remove(b.path)
 		b.retire()
+		if i == 0 {
+			db.stage("compact-removing")
+		}
 	}
 	if err := syncDir(filepath.Join(db.blockDir, fmt.Sprint(in[0].part))); err != nil {
 		return err

@@ -169,7 +169,7 @@ func TestCompactionDuringQuery(t *testing.T) {
 		}
 		db.Flush(ctx)
 	}
-	plans, blocks, err := db.plan(&Query{Measurement: "telemetry"})
+	plans, blocks, err := db.plan(&Query{Measurement: "telemetry"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,32 @@ func (f *headField) value(i int) Value {
 
 // samplesIn copies the samples with start <= t < end (end 0 = unbounded)
 // sorted by time, the last written winning on equal timestamps.
-func (f *headField) samplesIn(start, end int64) []Sample {
+// With limit > 0 and sorted samples it copies only the limit oldest (or,
+// with newest, newest) samples in range: a LIMIT query needs no more of
+// the head, which just after a bulk load holds millions of samples.
+func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample {
+	if f.sorted {
+		lo, _ := slices.BinarySearch(f.ts, start)
+		hi := len(f.ts)
+		if end != 0 {
+			hi, _ = slices.BinarySearch(f.ts, end)
+		}
+		if limit > 0 && hi-lo > limit {
+			if newest {
+				lo = hi - limit
+			} else {
+				hi = lo + limit
+			}
+		}
+		if hi <= lo {
+			return nil
+		}
+		out := make([]Sample, hi-lo)
+		for i := lo; i < hi; i++ {
+			out[i-lo] = Sample{Time: f.ts[i], Value: f.value(i)}
+		}
+		return out
+	}
 	var out []Sample
 	for i, t := range f.ts {
 		if t >= start && (end == 0 || t < end) {

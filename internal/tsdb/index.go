@@ -12,6 +12,25 @@ type series struct {
 	measurement string
 	tags        []Tag
 	fields      map[string]ValueType
+	// hint caches fields in the order the last points named them, so the
+	// write path finds a field's type by comparing a name instead of
+	// hashing it. Every entry is also in fields. Guarded like fields.
+	hint []fieldHint
+}
+
+type fieldHint struct {
+	name string
+	typ  ValueType
+}
+
+// fieldType returns the stored type of field name, which a point names
+// at position i among its fields.
+func (s *series) fieldType(name string, i int) (ValueType, bool) {
+	if i < len(s.hint) && s.hint[i].name == name {
+		return s.hint[i].typ, true
+	}
+	t, ok := s.fields[name]
+	return t, ok
 }
 
 // tagValue returns the value of tag k ("" when absent).
@@ -88,13 +107,18 @@ func (ix *seriesIndex) getOrCreate(key, measurement string, tags []Tag) *series 
 	return s
 }
 
-// setField records the type of a field of s (first type wins).
-func (ix *seriesIndex) setField(s *series, name string, typ ValueType) {
-	if _, ok := s.fields[name]; ok {
+// setField (i: the field's position in the point, -1 if none) records the type of a field of s (first type wins).
+func (ix *seriesIndex) setField(s *series, name string, typ ValueType, i int) {
+	if i >= 0 && i < len(s.hint) && s.hint[i].name == name {
+		return
+	}
+	if t, ok := s.fields[name]; ok {
+		s.setHint(name, t, i)
 		return
 	}
 	name = strings.Clone(name) // kept: see getOrCreate
 	s.fields[name] = typ
+	s.setHint(name, typ, i)
 	if mi := ix.meas[s.measurement]; mi != nil {
 		if _, ok := mi.fields[name]; !ok {
 			mi.fields[name] = typ
@@ -190,4 +214,14 @@ func unionIDs(a, b []uint64) []uint64 {
 	}
 	out = append(out, a[i:]...)
 	return append(out, b[j:]...)
+}
+
+func (s *series) setHint(name string, typ ValueType, i int) {
+	switch {
+	case i < 0:
+	case i < len(s.hint):
+		s.hint[i] = fieldHint{name, typ}
+	case i == len(s.hint) && i < 64:
+		s.hint = append(s.hint, fieldHint{name, typ})
+	}
 }

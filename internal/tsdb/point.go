@@ -179,7 +179,14 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 	nameIdx := make(map[string]int)
 	var series []*preparedPoint
 	var names []string
-	body := make([]byte, 0, 24*len(pts))
+	nf := 0
+	for i := range pts {
+		nf += len(pts[i].Fields)
+	}
+	body := make([]byte, 0, 16*len(pts)+11*nf) // floats take 1+1+8 bytes
+	// Points of a batch mostly name the same fields in the same order:
+	// remember the last point's name indexes to skip the map.
+	var last []int
 	body = binary.AppendUvarint(body, uint64(len(pts)))
 	for i := range pts {
 		p := &pts[i]
@@ -193,12 +200,23 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 		body = binary.AppendUvarint(body, uint64(si))
 		body = binary.AppendVarint(body, p.Time)
 		body = binary.AppendUvarint(body, uint64(len(p.Fields)))
-		for _, f := range p.Fields {
-			ni, ok := nameIdx[f.Key]
-			if !ok {
-				ni = len(names)
-				nameIdx[f.Key] = ni
-				names = append(names, f.Key)
+		for j, f := range p.Fields {
+			var ni int
+			if j < len(last) && names[last[j]] == f.Key {
+				ni = last[j]
+			} else {
+				var ok bool
+				ni, ok = nameIdx[f.Key]
+				if !ok {
+					ni = len(names)
+					nameIdx[f.Key] = ni
+					names = append(names, f.Key)
+				}
+				if j < len(last) {
+					last[j] = ni
+				} else if j == len(last) {
+					last = append(last, ni)
+				}
 			}
 			body = binary.AppendUvarint(body, uint64(ni))
 			body = append(body, byte(f.Value.typ))

@@ -46,6 +46,9 @@ type Query struct {
 	// returned); 0 uses Options.MaxQuerySamples. Exceeding it fails the
 	// query with ErrQueryLimit.
 	MaxSamples int
+	// Filters keep only samples whose value passes all of them (raw
+	// queries on numeric fields; Limit counts passing samples). See Filter.
+	Filters []Filter
 }
 
 // Sample is one timestamped value.
@@ -74,6 +77,11 @@ func (q *Query) validate() error {
 		return fmt.Errorf("%w: negative limit", ErrInvalidQuery)
 	case q.Every == 0 && q.Fn != "":
 		return fmt.Errorf("%w: aggregate %q needs a window (Every)", ErrInvalidQuery, q.Fn)
+	case q.Every > 0 && len(q.Filters) > 0:
+		return fmt.Errorf("%w: filters apply to raw queries only", ErrInvalidQuery)
+	}
+	if err := validateFilters(q.Filters); err != nil {
+		return err
 	}
 	if q.Every > 0 {
 		switch q.Fn {
@@ -110,30 +118,46 @@ type fieldPlan struct {
 
 // Query runs q. Results are sorted by tags then field; samples by time.
 func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
-	if err := q.validate(); err != nil {
+	var out []Series
+	err := db.QueryEach(ctx, q, func(s []Series) error {
+		out = append(out, s...)
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// QueryEach runs q like Query but hands the result to fn one series at a
+// time (its fields sorted by name), so that a caller folding the samples
+// never holds the whole result. fn must not keep the slice (the Series in
+// it may be kept); an error from fn ends the query with that error.
+func (db *DB) QueryEach(ctx context.Context, q Query, fn func([]Series) error) error {
+	if err := q.validate(); err != nil {
+		return err
 	}
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	ms, err := compileMatchers(q.Matchers)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	q.Matchers = ms
 	if q.MaxSamples <= 0 {
 		q.MaxSamples = db.opts.MaxQuerySamples
 	}
-	plans, blocks, err := db.plan(&q)
+	plans, blocks, err := db.plan(&q, q.Desc)
 	defer func() {
 		for _, b := range blocks {
 			b.release()
 		}
 	}()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The budget counts samples decoded or copied from the head; Desc
 	// needs every sample of the range before it can keep the newest.
@@ -141,7 +165,7 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	for i := range plans {
 		for _, s := range plans[i].sources {
 			if err := b.take(len(s.samples)); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -149,10 +173,23 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 	if q.Desc {
 		eff.Limit = 0
 	}
-	out := make([]Series, 0, len(plans))
+	var batch []Series
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := fn(batch)
+		batch = batch[:0]
+		return err
+	}
 	for i := range plans {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
+		}
+		if i > 0 && plans[i].s != plans[i-1].s {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		p := &plans[i]
 		var samples []Sample
@@ -164,9 +201,9 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		}
 		if err != nil {
 			if errors.Is(err, ErrQueryLimit) {
-				return nil, err
+				return err
 			}
-			return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
+			return fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
 		}
 		if len(samples) == 0 {
 			continue
@@ -177,15 +214,19 @@ func (db *DB) Query(ctx context.Context, q Query) ([]Series, error) {
 		if q.Limit > 0 && len(samples) > q.Limit {
 			samples = samples[:q.Limit]
 		}
-		out = append(out, Series{Measurement: p.s.measurement, Tags: p.s.tags, Field: p.field, Samples: samples})
+		batch = append(batch, Series{Measurement: p.s.measurement, Tags: p.s.tags, Field: p.field, Samples: samples})
 	}
-	return out, nil
+	return flush()
 }
 
 // plan takes a consistent snapshot under the read lock: matching series,
 // their fields, the block chunks overlapping the range and copies of the
 // head samples in range.
-func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
+//
+// A raw query with a Limit copies at most Limit head samples per head
+// partition, from the newest end when newest is set: the merged answer's
+// first (or last) Limit samples can only come from those.
+func (db *DB) plan(q *Query, newest bool) ([]fieldPlan, []*block, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	blocks := slices.Clone(db.blocks)
@@ -208,6 +249,9 @@ func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
 		slices.Sort(names)
 		for _, name := range names {
 			typ := s.fields[name]
+			if len(q.Filters) > 0 && (typ == Boolean || typ == String) {
+				return nil, blocks, fmt.Errorf("%w: filters need a numeric field, %q is %s", ErrInvalidQuery, name, typ)
+			}
 			if q.Every > 0 && numericOnly(q.Fn) && (typ == Boolean || typ == String) {
 				return nil, blocks, fmt.Errorf("%w: aggregate %s is not supported for %s field %q (use count, first or last)",
 					ErrInvalidQuery, q.Fn, typ, name)
@@ -248,7 +292,11 @@ func (db *DB) plan(q *Query) ([]fieldPlan, []*block, error) {
 				if hf == nil || hf.typ != typ {
 					return
 				}
-				smp := hf.samplesIn(q.Start, q.End)
+				limit := 0
+				if q.Every == 0 && len(q.Filters) == 0 {
+					limit = q.Limit
+				}
+				smp := hf.samplesIn(q.Start, q.End, limit, newest)
 				if len(smp) > 0 {
 					p.sources = append(p.sources, source{minT: smp[0].Time, maxT: smp[len(smp)-1].Time, prio: prio, samples: smp})
 				}
@@ -361,14 +409,40 @@ func load(g []source, typ ValueType, start, end int64, b *budget) ([]Sample, err
 }
 
 func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
+	groups := groupSources(p.sources)
 	var out []Sample
-	for _, g := range groupSources(p.sources) {
+	if q.Limit == 0 && len(groups) > 1 {
+		n := 0 // an upper bound: growing by appends dominated long scans
+		for _, s := range p.sources {
+			if s.chunk != nil {
+				n += s.chunk.count
+			} else {
+				n += len(s.samples)
+			}
+		}
+		out = make([]Sample, 0, n)
+	}
+	for _, g := range groups {
 		if q.Limit > 0 && len(out) >= q.Limit {
 			break
+		}
+		if len(q.Filters) > 0 && len(g) == 1 && g[0].chunk != nil && !chunkMayMatch(p.typ, g[0].chunk, q.Filters) {
+			continue
+		}
+		if q.Limit-len(out) == 1 && len(q.Filters) == 0 && summaryOnly(p.typ, g, *q) {
+			c := g[0].chunk // the oldest sample is the chunk's first
+			out = append(out, Sample{Time: c.minT, Value: Value{typ: p.typ, n: c.first}})
+			continue
 		}
 		smp, err := load(g, p.typ, q.Start, q.End, b)
 		if err != nil {
 			return nil, err
+		}
+		if len(q.Filters) > 0 {
+			smp = filterSamples(smp, q.Filters)
+		}
+		if len(groups) == 1 {
+			return smp, nil // already a fresh slice: no copy
 		}
 		out = append(out, smp...)
 	}

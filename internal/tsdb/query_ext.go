@@ -34,7 +34,7 @@ func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
 	if q.MaxSamples <= 0 {
 		q.MaxSamples = db.opts.MaxQuerySamples
 	}
-	plans, blocks, err := db.plan(&q)
+	plans, blocks, err := db.plan(&q, true)
 	defer func() {
 		for _, b := range blocks {
 			b.release()
@@ -60,12 +60,23 @@ func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
 		runs := groupSources(p.sources)
 		var samples []Sample
 		for r := len(runs) - 1; r >= 0 && len(samples) < q.Limit; r-- {
+			if g := runs[r]; len(q.Filters) > 0 && len(g) == 1 && g[0].chunk != nil && !chunkMayMatch(p.typ, g[0].chunk, q.Filters) {
+				continue
+			}
+			if q.Limit-len(samples) == 1 && len(q.Filters) == 0 && summaryOnly(p.typ, runs[r], q) {
+				c := runs[r][0].chunk // the newest sample is the chunk's last
+				samples = append(samples, Sample{Time: c.maxT, Value: Value{typ: p.typ, n: c.last}})
+				continue
+			}
 			smp, err := load(runs[r], p.typ, q.Start, q.End, &b)
 			if err != nil {
 				if errors.Is(err, ErrQueryLimit) {
 					return nil, err
 				}
 				return nil, fmt.Errorf("tsdb: query %s %s: %w", p.s.key, p.field, err)
+			}
+			if len(q.Filters) > 0 {
+				smp = filterSamples(smp, q.Filters)
 			}
 			for j := len(smp) - 1; j >= 0 && len(samples) < q.Limit; j-- {
 				samples = append(samples, smp[j])
@@ -77,4 +88,15 @@ func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
 		out = append(out, Series{Measurement: p.s.measurement, Tags: p.s.tags, Field: p.field, Samples: slices.Clip(samples)})
 	}
 	return out, nil
+}
+
+// summaryOnly reports whether run g is one whole block chunk inside the
+// query range with nothing deleted, so that its first and last samples
+// are in its summary (strings keep no summary values).
+func summaryOnly(typ ValueType, g []source, q Query) bool {
+	if len(g) != 1 || g[0].chunk == nil || len(g[0].del) > 0 || typ == String {
+		return false
+	}
+	c := g[0].chunk
+	return c.minT >= q.Start && (q.End == 0 || c.maxT < q.End)
 }

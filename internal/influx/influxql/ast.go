@@ -178,6 +178,14 @@ type CreateDatabase struct {
 // DropDatabase is DROP DATABASE name.
 type DropDatabase struct{ Name string }
 
+// Delete is DELETE [FROM sources] [WHERE tags and time] or, with Drop,
+// DROP SERIES [FROM sources] [WHERE tags] (no time).
+type Delete struct {
+	Sources   []Source
+	Condition Expr
+	Drop      bool
+}
+
 func (*SelectStatement) statement()       {}
 func (*ShowDatabases) statement()         {}
 func (*ShowMeasurements) statement()      {}
@@ -188,6 +196,7 @@ func (*ShowSeries) statement()            {}
 func (*ShowRetentionPolicies) statement() {}
 func (*CreateDatabase) statement()        {}
 func (*DropDatabase) statement()          {}
+func (*Delete) statement()                {}
 
 // ExprString renders an expression back to InfluxQL (for messages and tests).
 func ExprString(e Expr) string {

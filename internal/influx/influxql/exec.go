@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -126,6 +127,12 @@ func (e *Executor) executeOne(ctx context.Context, st Statement, defaultDB strin
 				{tsdb.IntValue(1)}, {tsdb.BoolValue(true)}}}}, nil
 	case *CreateDatabase:
 		return nil, e.store.CreateDatabase(ctx, st.Name, st.Duration)
+	case *Delete:
+		db, err := pick("")
+		if err != nil {
+			return nil, err
+		}
+		return nil, e.delete(ctx, db, st)
 	case *DropDatabase:
 		err := e.store.DropDatabase(ctx, st.Name)
 		if errors.Is(err, ErrDatabaseNotFound) {
@@ -431,4 +438,45 @@ func escapeKey(s string, tag bool) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// delete runs DELETE and DROP SERIES: tag conditions become matchers and
+// the time conditions of DELETE its range; anything else (fields, OR
+// across tags that matchers cannot express) is refused as InfluxDB does.
+func (e *Executor) delete(ctx context.Context, db Database, st *Delete) error {
+	d, ok := db.(Deleter)
+	if !ok {
+		return errors.New("this store does not support deletes")
+	}
+	cond, tr, err := extractTime(st.Condition, e.opts.Now())
+	if err != nil {
+		return err
+	}
+	if st.Drop && tr != fullRange {
+		return errors.New("DROP SERIES doesn't support time in WHERE clause")
+	}
+	matchers, rest := pushdownMatchers(cond, nil)
+	if rest != nil {
+		return errors.New("fields not supported in WHERE clause during deletion (only tag comparisons joined by AND, and time)")
+	}
+	ms, err := e.sourceMeasurements(ctx, db, st.Sources)
+	if err != nil {
+		return err
+	}
+	start, end := tr.start, tr.end
+	if start == math.MinInt64 {
+		start = math.MinInt64 + 1
+	}
+	if end == math.MaxInt64 {
+		end = 0
+	}
+	if end != 0 && end <= start {
+		return nil // an empty range deletes nothing
+	}
+	for _, m := range ms {
+		if err := d.Delete(ctx, m, matchers, start, end); err != nil {
+			return err
+		}
+	}
+	return nil
 }

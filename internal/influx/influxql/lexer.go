@@ -50,7 +50,7 @@ var tokNames = map[tok]string{
 
 // keywords recognised (case-insensitively) when unquoted.
 var keywords = map[string]bool{
-	"ALL": true, "AND": true, "AS": true, "ASC": true, "BY": true, "CREATE": true, "DATABASE": true,
+	"ALL": true, "AND": true, "AS": true, "ASC": true, "BY": true, "CREATE": true, "DATABASE": true, "DELETE": true,
 	"DATABASES": true, "DEFAULT": true, "DESC": true, "DROP": true, "DURATION": true, "FALSE": true,
 	"FIELD": true, "FILL": true, "FROM": true, "GROUP": true, "IN": true, "INTO": true, "KEY": true,
 	"KEYS": true, "LIMIT": true, "MEASUREMENT": true, "MEASUREMENTS": true, "NAME": true, "OFFSET": true,

@@ -180,6 +180,9 @@ func (d *memDB) Read(_ context.Context, r ReadRequest) ([]tsdb.Series, error) {
 				s = &tsdb.Series{Measurement: p.Measurement, Tags: p.Tags, Field: f.Key}
 				byKey[k] = s
 			}
+			if !memFilter(r.Filters, f.Value) {
+				continue
+			}
 			s.Samples = append(s.Samples, tsdb.Sample{Time: p.Time, Value: f.Value})
 		}
 	}
@@ -280,4 +283,16 @@ func run(t *testing.T, e *Executor, q string) string {
 		t.Fatalf("parse %q: %v", q, err)
 	}
 	return render(e.Execute(context.Background(), stmts, "db"))
+}
+
+func memFilter(fs []tsdb.Filter, v tsdb.Value) bool {
+	x, _ := v.Float()
+	for _, f := range fs {
+		ok := map[tsdb.FilterOp]bool{tsdb.FilterLT: x < f.Value, tsdb.FilterLE: x <= f.Value, tsdb.FilterGT: x > f.Value,
+			tsdb.FilterGE: x >= f.Value, tsdb.FilterEQ: x == f.Value, tsdb.FilterNE: x != f.Value}[f.Op]
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

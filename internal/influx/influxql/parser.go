@@ -155,7 +155,7 @@ func (p *parser) statement() (Statement, error) {
 		return nil, err
 	}
 	if t.kind != tKeyword {
-		return nil, p.unexpected(t, "SELECT", "SHOW", "CREATE", "DROP")
+		return nil, p.unexpected(t, "SELECT", "SHOW", "CREATE", "DROP", "DELETE")
 	}
 	switch t.lit {
 	case "SELECT":
@@ -167,7 +167,14 @@ func (p *parser) statement() (Statement, error) {
 			return nil, err
 		}
 		return p.createDatabase()
+	case "DELETE":
+		return p.deleteStmt(false)
 	case "DROP":
+		if ok, err := p.keyword("SERIES"); err != nil {
+			return nil, err
+		} else if ok {
+			return p.deleteStmt(true)
+		}
 		if err := p.expectKeyword("DATABASE"); err != nil {
 			return nil, err
 		}
@@ -177,7 +184,26 @@ func (p *parser) statement() (Statement, error) {
 		}
 		return &DropDatabase{Name: name}, nil
 	}
-	return nil, p.unexpected(t, "SELECT", "SHOW", "CREATE", "DROP")
+	return nil, p.unexpected(t, "SELECT", "SHOW", "CREATE", "DROP", "DELETE")
+}
+
+// deleteStmt parses the rest of DELETE or DROP SERIES: [FROM ...] [WHERE ...].
+func (p *parser) deleteStmt(drop bool) (Statement, error) {
+	st := &Delete{Drop: drop}
+	var err error
+	if st.Sources, err = p.optionalFrom(); err != nil {
+		return nil, err
+	}
+	if st.Condition, err = p.where(); err != nil {
+		return nil, err
+	}
+	if st.Sources == nil && st.Condition == nil {
+		if drop {
+			return nil, errors.New("DROP SERIES must have a FROM or WHERE clause")
+		}
+		return nil, errors.New("DELETE must have a FROM or WHERE clause")
+	}
+	return st, nil
 }
 
 func (p *parser) createDatabase() (Statement, error) {

@@ -106,9 +106,14 @@ type plan struct {
 	// tag-only selection returns them) and are not re-filtered by time
 	// (the range was pushed into it; its first window may start earlier).
 	fromSub bool
-	// asSub: this statement runs as a subquery; a raw LIMIT/OFFSET then
-	// applies per series, as in InfluxDB.
+	// asSub: this statement runs as a subquery.
 	asSub bool
+	// limitRuns: a raw subquery with LIMIT/OFFSET whose outer query groups
+	// by other tags (see rawLimitRuns); outerDims are the outer GROUP BY tags.
+	limitRuns bool
+	outerDims []string
+	// rowExprs are the WHERE conjuncts behind rowCond.
+	rowExprs []Expr
 }
 
 // subOpts are what an outer query propagates into a subquery (as
@@ -213,6 +218,12 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 					return nil, err
 				}
 				pl.asSub = outer.isSub
+				if outer.isSub && !outer.dimAll && !st.GroupAll && (st.Limit > 0 || st.OffsetRows > 0) {
+					// InfluxDB compares the number of outer dimensions with
+					// the number of distinct GROUP BY tags of both queries.
+					pl.limitRuns = len(distinct(outer.dims)) != len(distinct(st.GroupTags))
+					pl.outerDims = distinct(outer.dims)
+				}
 				r, err := e.runMeasurement(ctx, pl, db, name, tr, bud)
 				if err != nil {
 					return nil, err
@@ -220,6 +231,9 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 				rows = append(rows, r...)
 			}
 		case *SubQuery:
+			if s.Stmt.Desc != st.Desc {
+				return nil, errors.New("subqueries must be ordered in the same direction as the query itself")
+			}
 			inner, err := e.execSelect(ctx, s.Stmt, pick, inner, bud)
 			if err != nil {
 				return nil, err
@@ -255,6 +269,12 @@ func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick fun
 						f.cols[i] = r.Cols[c]
 					} else {
 						f.cols[i] = make([]tsdb.Value, len(r.Time))
+					}
+				}
+				if s.Stmt.Desc { // frames are ascending in time
+					slices.Reverse(f.times)
+					for _, c := range f.cols {
+						slices.Reverse(c)
 					}
 				}
 				frames = append(frames, f)
@@ -527,6 +547,7 @@ func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (
 		}
 		pl.tagCond = ev
 	}
+	pl.rowExprs = rest
 	if r := andAll(rest); r != nil {
 		ev, _, err := pl.compileExpr(r, false)
 		if err != nil {
@@ -1076,13 +1097,20 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 	}
 	st := pl.st
 	if !pl.isAgg && !pl.hasTransform && st.Limit > 0 {
-		if pl.rowCond == nil {
-			req.Limit, req.Desc = st.Limit+st.OffsetRows, st.Desc
+		if fs, ok := pl.filters(); pl.rowCond == nil || ok {
+			// With filters the store counts only samples passing WHERE.
+			req.Limit, req.Desc, req.Filters = st.Limit+st.OffsetRows, st.Desc, fs
+			if pl.limitRuns {
+				req.Limit++
+			}
 		} else if frames, ok, err := e.readDeepening(ctx, pl, db, req, bud); err != nil {
 			return nil, err
 		} else if ok {
 			return e.runFrames(ctx, pl, frames, tr, bud)
 		}
+	}
+	if sr, ok := db.(SeriesReader); ok && pl.isAgg && req.Limit == 0 {
+		return e.runAggEach(ctx, pl, sr, name, req, tr, bud)
 	}
 	series, err := db.Read(ctx, req)
 	if err != nil {
@@ -1095,6 +1123,47 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 	return e.runFrames(ctx, pl, frames, tr, bud)
 }
 
+// runAggEach folds an aggregate's input series by series as the store
+// hands them over, keeping only the per-group accumulators.
+func (e *Executor) runAggEach(ctx context.Context, pl *plan, sr SeriesReader, name string, req ReadRequest, tr timeRange, bud *budget) ([]*Row, error) {
+	groups := map[string]*group{}
+	err := sr.ReadEach(ctx, req, func(series []tsdb.Series) error {
+		frames, err := joinSeries(name, series, pl.usedIdx, bud)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if !pl.seriesOK(f.tags) {
+				continue
+			}
+			g := pl.groupFor(groups, f)
+			g.frames = []*frame{f}
+			err := e.feedAgg(ctx, pl, g, tr)
+			g.frames = nil
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.finishAgg(ctx, pl, pl.sortedGroups(groups), tr, bud)
+}
+
+// groupFor returns the group of frame f in groups, creating it.
+func (pl *plan) groupFor(groups map[string]*group, f *frame) *group {
+	key, gt := pl.groupOf(f.tags)
+	gkey := f.name + "\x00" + key
+	g := groups[gkey]
+	if g == nil {
+		g = &group{key: key, name: f.name, tags: gt, wins: map[int64]int{}}
+		groups[gkey] = g
+	}
+	return g
+}
+
 // readDeepening serves LIMIT with a field predicate without reading the
 // whole range: it reads the first (or, for DESC, the last) n samples of
 // each series field, n growing 8x per round, until every series either
@@ -1103,6 +1172,9 @@ func (e *Executor) runMeasurement(ctx context.Context, pl *plan, db Database, na
 // ok is false when the rounds end without an answer (read everything).
 func (e *Executor) readDeepening(ctx context.Context, pl *plan, db Database, req ReadRequest, bud *budget) ([]*frame, bool, error) {
 	need := pl.st.Limit + pl.st.OffsetRows
+	if pl.limitRuns {
+		need++
+	}
 	for n := max(1024, need); n <= 1<<20; n *= 8 {
 		req.Limit, req.Desc = n, pl.st.Desc
 		series, err := db.Read(ctx, req)
@@ -1207,14 +1279,9 @@ func joinSeries(name string, series []tsdb.Series, usedIdx map[string]int, bud *
 				f.times[k] = smp.Time
 			}
 		} else {
-			var all []int64
 			for _, s := range group {
-				for _, smp := range s.Samples {
-					all = append(all, smp.Time)
-				}
+				f.times = unionTimes(f.times, s.Samples)
 			}
-			slices.Sort(all)
-			f.times = slices.Compact(all)
 		}
 		for _, s := range group {
 			idx, ok := usedIdx[s.Field]
@@ -1433,14 +1500,11 @@ func (e *Executor) runFrames(ctx context.Context, pl *plan, frames []*frame, tr 
 		if !pl.seriesOK(f.tags) {
 			continue
 		}
-		key, gt := pl.groupOf(f.tags)
-		gkey := f.name + "\x00" + key
-		g := groups[gkey]
-		if g == nil {
-			g = &group{key: key, name: f.name, tags: gt, wins: map[int64]int{}}
-			groups[gkey] = g
-		}
+		g := pl.groupFor(groups, f)
 		g.frames = append(g.frames, f)
+	}
+	if pl.limitRuns && !pl.isAgg && !pl.hasTransform {
+		return e.rawLimitRuns(ctx, pl, groups, tr, bud)
 	}
 	gs := pl.sortedGroups(groups)
 	if pl.isAgg {
@@ -1673,12 +1737,9 @@ type rawRef struct {
 func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRange, bud *budget) (*Row, error) {
 	st := pl.st
 	ncol := len(pl.cols)
-	perFrameCap, perFrameSkip := 0, 0
+	perFrameCap := 0
 	if st.Limit > 0 && !pl.hasTransform {
 		perFrameCap = st.Limit + st.OffsetRows
-	}
-	if pl.asSub && !pl.hasTransform {
-		perFrameCap, perFrameSkip = st.Limit, st.OffsetRows
 	}
 	var refs []rawRef
 	var slab []tsdb.Value
@@ -1690,7 +1751,7 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 		}
 		c.f = f
 		lo, hi := pl.frameRange(f, tr)
-		taken, skipped := 0, 0
+		taken := 0
 		for n := lo; n < hi; n++ {
 			i := n
 			if st.Desc {
@@ -1708,10 +1769,6 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 				}
 			}
 			if !has {
-				continue
-			}
-			if skipped < perFrameSkip {
-				skipped++
 				continue
 			}
 			refs = append(refs, rawRef{t: f.times[i], pos: len(slab) / max(ncol, 1)})
@@ -1737,7 +1794,7 @@ func (e *Executor) rawGroup(ctx context.Context, pl *plan, g *group, tr timeRang
 			slices.SortStableFunc(refs, func(a, b rawRef) int { return cmp.Compare(a.t, b.t) })
 		}
 	}
-	if perFrameCap > 0 && len(refs) > perFrameCap && !pl.asSub {
+	if perFrameCap > 0 && len(refs) > perFrameCap {
 		refs = refs[:perFrameCap]
 	}
 	r := &Row{Name: g.name, Tags: g.tags, Time: make([]int64, len(refs)), Cols: make([][]tsdb.Value, ncol)}
@@ -1795,7 +1852,7 @@ func (e *Executor) finishRows(pl *plan, r *Row, dropEmpty bool) {
 			r.Cols[ci] = r.Cols[ci][:n]
 		}
 	}
-	if (st.OffsetRows > 0 || st.Limit > 0) && !(pl.asSub && !pl.isAgg && !pl.hasTransform) {
+	if (st.OffsetRows > 0 || st.Limit > 0) && !pl.limitRuns {
 		lo := min(st.OffsetRows, len(r.Time))
 		hi := len(r.Time)
 		if st.Limit > 0 && lo+st.Limit < hi {
@@ -1872,6 +1929,239 @@ func applyTransform(tr *transform, times []int64, in []tsdb.Value) []tsdb.Value 
 			}
 			prevI = i
 		}
+	}
+	return out
+}
+
+func distinct(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// rawLimitRuns applies a raw subquery's LIMIT/OFFSET the way InfluxDB 1.x
+// does when the outer query groups by other tags than the subquery (the
+// TSBS high-load query is one): each series contributes its first
+// LIMIT+OFFSET+1 rows in scan order, the series of one outer group (the
+// outer GROUP BY tags) are merged by time, and the LIMIT/OFFSET counter
+// restarts whenever the subquery's group tags differ from the previous
+// row's. So a subquery "GROUP BY name, driver ... LIMIT 1" under an outer
+// "GROUP BY name" yields one row per run of equal drivers, not one per
+// driver.
+func (e *Executor) rawLimitRuns(ctx context.Context, pl *plan, groups map[string]*group, tr timeRange, bud *budget) ([]*Row, error) {
+	st := pl.st
+	ncol := len(pl.cols)
+	perSeries := st.Limit + st.OffsetRows + 1
+	type item struct {
+		t   int64
+		g   *group
+		pos int
+		ord int // series order; breaks ties in time
+	}
+	// InfluxDB merges series in series-key order (reversed for DESC).
+	ords := map[*frame]int{}
+	{
+		var all []*frame
+		for _, g := range groups {
+			all = append(all, g.frames...)
+		}
+		key := func(f *frame) string {
+			var b strings.Builder
+			b.WriteString(f.name)
+			for _, t := range f.tags {
+				b.WriteString("," + t.Key + "=" + t.Value)
+			}
+			return b.String()
+		}
+		slices.SortFunc(all, func(a, b *frame) int { return strings.Compare(key(a), key(b)) })
+		for i, f := range all {
+			ords[f] = i
+		}
+	}
+	var slab []tsdb.Value
+	dims := map[string][]item{}
+	var dimKeys []string
+	c := &evalCtx{}
+	tmp := make([]tsdb.Value, ncol)
+	for _, g := range sortedGroups(groups) {
+		for _, f := range g.frames {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			dk := f.name + "\x00"
+			for _, k := range pl.outerDims {
+				dk += tagValue(f.tags, k) + "\x00"
+			}
+			if _, ok := dims[dk]; !ok {
+				dimKeys = append(dimKeys, dk)
+			}
+			c.f = f
+			lo, hi := pl.frameRange(f, tr)
+			taken := 0
+			for n := lo; n < hi && taken < perSeries; n++ {
+				i := n
+				if st.Desc {
+					i = hi - 1 - (n - lo)
+				}
+				c.i = i
+				if pl.rowCond != nil && !truthy(pl.rowCond(c)) {
+					continue
+				}
+				has := false
+				for ci, col := range pl.cols {
+					tmp[ci] = col.eval(c)
+					if (!col.tagOnly || pl.fromSub) && !isNull(tmp[ci]) {
+						has = true
+					}
+				}
+				if !has {
+					continue
+				}
+				dims[dk] = append(dims[dk], item{t: f.times[i], g: g, pos: len(slab) / max(ncol, 1), ord: ords[f]})
+				slab = append(slab, tmp...)
+				taken++
+			}
+		}
+	}
+	if err := bud.add(len(slab)); err != nil {
+		return nil, err
+	}
+	kept := map[*group][]item{}
+	for _, dk := range dimKeys {
+		items := dims[dk]
+		slices.SortFunc(items, func(a, b item) int {
+			if st.Desc {
+				return cmp.Or(cmp.Compare(b.t, a.t), cmp.Compare(b.ord, a.ord))
+			}
+			return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.ord, b.ord))
+		})
+		var prev *group
+		n := 0
+		for _, it := range items {
+			if it.g != prev {
+				prev, n = it.g, 0
+			}
+			n++
+			// The engine and then the statement apply OFFSET, so it counts twice.
+			if n <= 2*st.OffsetRows || (st.Limit > 0 && n-st.OffsetRows > st.Limit) {
+				continue
+			}
+			kept[it.g] = append(kept[it.g], it)
+		}
+	}
+	var rows []*Row
+	for _, g := range pl.sortedGroups(groups) {
+		items := kept[g]
+		if len(items) == 0 {
+			continue
+		}
+		slices.SortStableFunc(items, func(a, b item) int {
+			if st.Desc {
+				return cmp.Compare(b.t, a.t)
+			}
+			return cmp.Compare(a.t, b.t)
+		})
+		r := &Row{Name: g.name, Tags: g.tags, Time: make([]int64, len(items)), Cols: make([][]tsdb.Value, ncol)}
+		for ci := range r.Cols {
+			r.Cols[ci] = make([]tsdb.Value, len(items))
+		}
+		for ri, it := range items {
+			r.Time[ri] = it.t
+			for ci := range r.Cols {
+				r.Cols[ci][ri] = slab[it.pos*ncol+ci]
+			}
+		}
+		e.finishRows(pl, r, true)
+		if r.Len() > 0 {
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
+}
+
+// filters turns WHERE into store filters when the query reads one numeric
+// field and every row condition compares that field with a number, so
+// that LIMIT can be counted by the store (which skips chunks that cannot
+// match) instead of by reading ever deeper.
+func (pl *plan) filters() ([]tsdb.Filter, bool) {
+	if len(pl.used) != 1 || len(pl.rowExprs) == 0 {
+		return nil, false
+	}
+	field := pl.used[0]
+	if t := pl.types[field]; t != tsdb.Float && t != tsdb.Integer && t != tsdb.Unsigned {
+		return nil, false
+	}
+	ops := map[string]tsdb.FilterOp{"<": tsdb.FilterLT, "<=": tsdb.FilterLE, ">": tsdb.FilterGT, ">=": tsdb.FilterGE,
+		"=": tsdb.FilterEQ, "!=": tsdb.FilterNE, "<>": tsdb.FilterNE}
+	flip := map[tsdb.FilterOp]tsdb.FilterOp{tsdb.FilterLT: tsdb.FilterGT, tsdb.FilterLE: tsdb.FilterGE,
+		tsdb.FilterGT: tsdb.FilterLT, tsdb.FilterGE: tsdb.FilterLE, tsdb.FilterEQ: tsdb.FilterEQ, tsdb.FilterNE: tsdb.FilterNE}
+	num := func(e Expr) (float64, bool) {
+		switch x := e.(type) {
+		case *NumberLit:
+			return x.Val, true
+		case *IntegerLit:
+			return float64(x.Val), true
+		}
+		return 0, false
+	}
+	isField := func(e Expr) bool {
+		v, ok := e.(*VarRef)
+		return ok && v.Name == field && v.Type != "tag"
+	}
+	var out []tsdb.Filter
+	for _, c := range pl.rowExprs {
+		for {
+			p, ok := c.(*ParenExpr)
+			if !ok {
+				break
+			}
+			c = p.Expr
+		}
+		b, ok := c.(*BinaryExpr)
+		if !ok {
+			return nil, false
+		}
+		op, ok := ops[b.Op]
+		if !ok {
+			return nil, false
+		}
+		if v, ok := num(b.RHS); ok && isField(b.LHS) {
+			out = append(out, tsdb.Filter{Op: op, Value: v})
+		} else if v, ok := num(b.LHS); ok && isField(b.RHS) {
+			out = append(out, tsdb.Filter{Op: flip[op], Value: v})
+		} else {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// unionTimes merges the (sorted, distinct) times of smp into the sorted,
+// distinct times a.
+func unionTimes(a []int64, smp []tsdb.Sample) []int64 {
+	out := make([]int64, 0, max(len(a), len(smp))+len(smp)/8)
+	i, j := 0, 0
+	for i < len(a) && j < len(smp) {
+		switch t := smp[j].Time; {
+		case a[i] < t:
+			out = append(out, a[i])
+			i++
+		case a[i] > t:
+			out = append(out, t)
+			j++
+		default:
+			out = append(out, t)
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	for ; j < len(smp); j++ {
+		out = append(out, smp[j].Time)
 	}
 	return out
 }

@@ -67,6 +67,22 @@ type ReadRequest struct {
 	Fn          tsdb.Aggregate
 	Limit       int
 	Desc        bool
+	// Filters keep only samples passing all of them (raw reads with one
+	// numeric field; Limit then counts passing samples).
+	Filters []tsdb.Filter
+}
+
+// SeriesReader is a Database that can hand a read's result over one series
+// at a time (all its fields, in Read's order); aggregates use it to fold
+// samples without holding the whole result. fn must not keep the slice.
+type SeriesReader interface {
+	ReadEach(ctx context.Context, r ReadRequest, fn func([]tsdb.Series) error) error
+}
+
+// Deleter is a Database that can delete: the samples of measurement's
+// series matching all matchers with start <= t < end (end 0 = unbounded).
+type Deleter interface {
+	Delete(ctx context.Context, measurement string, matchers []Matcher, start, end int64) error
 }
 
 // Storage is what the executor needs from the store: databases.

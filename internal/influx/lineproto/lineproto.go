@@ -460,8 +460,50 @@ func parseInt(b []byte) (int64, bool) {
 
 // parseFloat parses a finite float: digits with optional sign, fraction
 // and exponent (no hex, no inf/nan, no underscores).
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+	1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseDecimal converts a plain decimal of at most 15 significant digits
+// ([-]digits[.digits], no exponent) exactly: the digits fit a float64
+// mantissa and the power of ten is exact, so one division rounds
+// correctly (Clinger's fast path, as strconv does after more work).
+func parseDecimal(b []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg, i = b[0] == '-', 1
+	}
+	var m uint64
+	nd, frac, dot := 0, 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			nd++
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if nd == 0 || nd > 15 {
+		return 0, false
+	}
+	x := float64(m) / pow10[frac]
+	if neg {
+		x = -x
+	}
+	return x, true
+}
+
 func parseFloat(b []byte) (float64, bool) {
-	// Fast path: short plain integers and decimals.
+	if x, ok := parseDecimal(b); ok {
+		return x, true
+	}
 	digits := 0
 	for i, c := range b {
 		switch {

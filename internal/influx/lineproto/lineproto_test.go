@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -205,4 +207,32 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The decimal fast path must give exactly what strconv gives.
+func TestParseDecimalMatchesStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	inputs := []string{"0", "-0", "0.0", "1", "-1.5", "3.14159", "38.24311", "100000000000000", "0.000000000000001",
+		"999999999999999", "-99999999999999.9", "1.", ".5", "+2.25", "0.1", "0.2", "0.3"}
+	for i := 0; i < 200000; i++ {
+		digits := strconv.FormatUint(rng.Uint64N(1_000_000_000_000_000), 10)
+		if len(digits) > 1 {
+			p := rng.IntN(len(digits))
+			digits = digits[:p] + "." + digits[p:]
+		}
+		if rng.IntN(2) == 0 {
+			digits = "-" + digits
+		}
+		inputs = append(inputs, digits)
+	}
+	for _, in := range inputs {
+		want, err := strconv.ParseFloat(in, 64)
+		got, ok := parseFloat([]byte(in))
+		if err != nil || !ok {
+			t.Fatalf("%q: strconv %v, parseFloat ok=%v", in, err, ok)
+		}
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%q: parseFloat %v (%x), strconv %v (%x)", in, got, math.Float64bits(got), want, math.Float64bits(want))
+		}
+	}
 }
