@@ -67,7 +67,7 @@ type Options struct {
 	Certs    Certs    // optional: certificate and CA routes
 	Policies Policies // optional: policy routes
 	Agents   Agents   // optional: edge agent routes
-	Pprof       bool     // serve net/http/pprof under /debug/pprof/ (admin token)
+	Pprof    bool     // serve net/http/pprof under /debug/pprof/ (admin token)
 }
 
 // API is the HTTP API.
