@@ -1060,9 +1060,12 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 			m.Properties = &p.Properties
 		}
 		c.batch = append(c.batch, m)
-		if len(c.batch) >= maxHookBatch {
-			return c.flushBatch()
+		if len(c.batch) >= maxHookBatch && !c.flushBatch() {
+			return false
 		}
+	}
+	if len(c.rt.full) > 0 {
+		return c.waitRoom(c.rt)
 	}
 	return true
 }

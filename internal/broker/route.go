@@ -142,6 +142,10 @@ type router struct {
 	owned   *message
 	now     time.Time
 	seq     uint64 // highest store sequence number appended while routing
+	// full lists the online sessions whose queue the message overfilled
+	// (backpressure); the publisher's reader waits for them (waitRoom),
+	// which also clears the list.
+	full []*session
 }
 
 func newRouter() *router {
@@ -350,7 +354,11 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 		if ids := r.idsFor(m); ids != nil {
 			om.subIDs = slices.Clone(ids)
 		}
-		r.seq = max(r.seq, m.sess.deliver(om))
+		seq, full := m.sess.offer(om, r.from != nil && r.from != m.sess && s.opts.BackpressureWait > 0)
+		r.seq = max(r.seq, seq)
+		if full {
+			r.full = append(r.full, m.sess)
+		}
 	}
 	if out > 0 {
 		s.stats.messagesOut.Add(out)

@@ -21,6 +21,7 @@ type counters struct {
 	droppedSlow, droppedQueue, droppedTooLarge           atomic.Int64
 	droppedExpired, denied, authFailures, protocolErrors atomic.Int64
 	panics, throttled                                    atomic.Int64
+	backpressured, backpressureTimeouts                  atomic.Int64
 }
 
 // Server is an MQTT 3.1.1 and 5.0 broker. Create it with New, feed it
@@ -228,6 +229,9 @@ func (s *Server) Stats() Stats {
 		ProtocolErrors:  c.protocolErrors.Load(),
 		Panics:          c.panics.Load(),
 		Throttled:       c.throttled.Load(),
+
+		Backpressured:        c.backpressured.Load(),
+		BackpressureTimeouts: c.backpressureTimeouts.Load(),
 	}
 	st.Dropped = st.DroppedSlow + st.DroppedQueue + st.DroppedTooLarge + st.DroppedExpired
 	return st

@@ -62,6 +62,8 @@ type session struct {
 	expireTimer *time.Timer
 	pendingWill *will // delayed will waiting for willTimer
 	willTimer   *time.Timer
+	room        chan struct{} // closed when publishers waiting for queue room may go on
+	stalled     bool          // a publisher waited in vain: no backpressure until the queue drains
 }
 
 func (s *Server) newSession(id string) *session {
@@ -74,7 +76,15 @@ func (ss *session) queueLen() int { return len(ss.queue) - ss.qhead }
 // window, and queues it otherwise. It returns the store sequence number of
 // the records it appended (0 if none).
 func (ss *session) deliver(m outMsg) uint64 {
-	var seq uint64
+	seq, _ := ss.offer(m, false)
+	return seq
+}
+
+// offer is deliver for a message from a client's read loop. With bp set
+// (backpressure on, see backpressure.go) a message that finds the queue of
+// an online session full is queued beyond Options.MaxQueued instead of
+// being dropped, and full reports that the publisher must wait for room.
+func (ss *session) offer(m outMsg, bp bool) (seq uint64, full bool) {
 	ss.mu.Lock()
 	if !ss.gone {
 		if ss.durable {
@@ -84,14 +94,18 @@ func (ss *session) deliver(m outMsg) uint64 {
 				QoS: m.qos, Retain: m.retain, SubIDs: m.subIDs})
 		}
 		c := ss.conn.Load()
-		if c != nil && len(ss.inflight) < ss.maxInflight && ss.queueLen() == 0 {
+		switch {
+		case c != nil && len(ss.inflight) < ss.maxInflight && ss.queueLen() == 0:
 			seq = max(seq, ss.sendLocked(c, m, time.Now()))
-		} else {
+		case bp && c != nil && !ss.stalled && ss.queueLen() >= ss.srv.opts.MaxQueued:
+			ss.queue = append(ss.queue, m)
+			full = true
+		default:
 			ss.enqueueLocked(m)
 		}
 	}
 	ss.mu.Unlock()
-	return seq
+	return seq, full
 }
 
 // enqueueLocked queues m, applying Options.QueuePolicy when the queue is
@@ -308,14 +322,16 @@ func (ss *session) pubcomp(id uint16) bool {
 	return true
 }
 
-// pumpLocked moves queued messages into the inflight window.
+// pumpLocked moves queued messages into the inflight window and wakes
+// publishers waiting for room.
 func (ss *session) pumpLocked(now time.Time) {
-	c := ss.conn.Load()
-	if c == nil {
-		return
+	if c := ss.conn.Load(); c != nil {
+		for len(ss.inflight) < ss.maxInflight && ss.queueLen() > 0 {
+			ss.sendLocked(c, ss.popLocked(), now)
+		}
 	}
-	for len(ss.inflight) < ss.maxInflight && ss.queueLen() > 0 {
-		ss.sendLocked(c, ss.popLocked(), now)
+	if ss.room != nil || ss.stalled {
+		ss.roomLocked()
 	}
 }
 
@@ -505,6 +521,7 @@ func (s *Server) destroyLocked(ss *session) *will {
 	ss.inflight = nil
 	ss.queue = nil
 	ss.qhead = 0
+	ss.roomLocked()
 	ss.stopTimersLocked()
 	w := ss.pendingWill
 	ss.pendingWill = nil
@@ -560,6 +577,10 @@ func (s *Server) detach(c *conn, publishWill bool) {
 		if !s.closing.Load() {
 			moved = ss.takeSharedLocked()
 		}
+		// Offline sessions keep the bounded queue: what backpressure
+		// queued beyond it goes by the queue policy.
+		ss.trimLocked()
+		ss.roomLocked()
 		expiry := ss.expiry
 		if expiry != 0 && ss.durable {
 			s.store.Append(&Record{Op: OpSession, ClientID: ss.id, Expiry: expiry, OfflineAt: time.Now()})
