@@ -902,6 +902,8 @@ func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, b
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// The handshake completed before the CONNECT could be read.
 		info.PeerCertificates = tc.ConnectionState().PeerCertificates
+	} else if pc, ok := c.nc.(peerCertificates); ok {
+		info.PeerCertificates = pc.PeerCertificates()
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
 	p, err := s.opts.Authenticator.Authenticate(ctx, info)
