@@ -210,7 +210,7 @@ func (s *Server) getOutBuf() []byte {
 }
 
 func (s *Server) putOutBuf(b []byte) {
-	if cap(b) > maxSpareOut {
+	if cap(b) > s.maxSpare() {
 		return
 	}
 	s.outBufs.Put(s.box(b[:0]))
@@ -298,10 +298,18 @@ func (c *conn) writeLoop() {
 			c.writerFailed()
 			return
 		}
-		if cap(buf) <= maxSpareOut {
+		if cap(buf) <= s.maxSpare() {
 			spare = buf[:0]
 		}
 	}
+}
+
+// maxSpare is the largest output buffer a busy writer keeps for reuse:
+// output grows up to MaxOutboundBytes (and beyond with QoS 1/2), and a
+// buffer dropped for being large would be grown again, copy by copy, on
+// the next batch.
+func (s *Server) maxSpare() int {
+	return max(maxSpareOut, 2*s.opts.MaxOutboundBytes)
 }
 
 // writerFailed ends a writer whose Write failed: the output is closed and
@@ -610,6 +618,9 @@ func (c *conn) process(n int, rerr error) bool {
 		s.putReadBuf(buf)
 		c.rbuf = c.small
 		c.pubs, c.msgs, c.batch, c.acks = nil, nil, nil, nil
+		if c.rt != nil {
+			c.rt.release()
+		}
 	}
 	return true
 }
