@@ -140,6 +140,7 @@ type router struct {
 	encOK   [4]bool
 	fwd     packets.Publish
 	fwdSet  bool // fwd holds a message's fields (reset clears it)
+	multi   bool // a match's session has several subscriptions: dedupe
 	owned   *message
 	now     time.Time
 	seq     uint64 // highest store sequence number appended while routing
@@ -167,6 +168,9 @@ func (r *router) add(_ string, sub *subscription) bool {
 	if o&optNoLocal != 0 && sub.sess == r.from {
 		return true
 	}
+	if g != nil || sub.sess.nsubs.Load() > 1 {
+		r.multi = true
+	}
 	r.matches = append(r.matches, match{sess: sub.sess, group: g, id: uint32(o >> 32),
 		qos: byte(o & optQoSMask), rap: o&optRAP != 0})
 	return true
@@ -182,6 +186,7 @@ func (r *router) reset() {
 	r.owned = nil
 	r.from = nil
 	r.seq = 0
+	r.multi = false
 	r.matches = r.matches[:0]
 	r.extra = r.extra[:0]
 	if r.fwdSet {
@@ -341,11 +346,14 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 	}
 	r.from = from
 	r.matches = r.matches[:0]
+	r.multi = false
 	s.subs.Match(p.Topic, r.collect)
 	if len(r.matches) == 0 {
 		return
 	}
-	r.dedupe()
+	if r.multi {
+		r.dedupe()
+	}
 	var out int64
 	for i := range r.matches {
 		m := &r.matches[i]

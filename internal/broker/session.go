@@ -47,6 +47,9 @@ type session struct {
 	id   string
 	uid  uint64
 	conn atomic.Pointer[conn] // attached connection, nil while offline
+	// nsubs is len(subs), readable without mu: a message can match a
+	// session more than once only when it has several subscriptions.
+	nsubs atomic.Int32
 
 	mu          sync.Mutex // guards the fields below
 	gone        bool       // destroyed: accepts nothing anymore
@@ -432,6 +435,7 @@ func (ss *session) subscribe(filter string, qos byte, noLocal, rap bool, subID u
 		ss.subs = make(map[string]*subscription)
 	}
 	ss.subs[filter] = sub
+	ss.nsubs.Store(int32(len(ss.subs)))
 	if group, inner, shared := packets.SplitShared(filter); shared {
 		s.joinShare(sub, group, inner)
 	} else {
@@ -460,6 +464,7 @@ func (ss *session) unsubscribe(filter string) bool {
 		return false
 	}
 	delete(ss.subs, filter)
+	ss.nsubs.Store(int32(len(ss.subs)))
 	ss.srv.removeSubLocked(sub)
 	ss.srv.stats.subscriptions.Add(-1)
 	if ss.durable {
@@ -518,6 +523,7 @@ func (s *Server) destroyLocked(ss *session) *will {
 	ss.inbound = nil
 	s.stats.subscriptions.Add(-int64(len(ss.subs)))
 	ss.subs = nil
+	ss.nsubs.Store(0)
 	ss.inflight = nil
 	ss.queue = nil
 	ss.qhead = 0
