@@ -83,6 +83,7 @@ type conn struct {
 	pendSeq         uint64    // store records the acks of this read pass wait for
 	tokens          float64   // publish rate limit bucket
 	tokensAt        time.Time // last refill of tokens
+	noWait          bool      // the connection cannot wait without a buffer (waitReadable)
 
 	// Output, appended by any goroutine, written by the writer.
 	outMu      sync.Mutex
@@ -507,12 +508,25 @@ func reasonFor(err error) byte {
 // on a fresh goroutine.
 func (c *conn) readLoop() bool {
 	if c.small == nil {
-		c.small = make([]byte, smallReadBuf)
+		c.small = c.srv.getSmallBuf()
 		c.rbuf = c.small
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
 	}
 	for {
 		c.arm()
+		if c.rend == 0 && len(c.rbuf) == smallReadBuf && !c.noWait {
+			// Idle: wait for input without a buffer; the small buffer
+			// goes back to the pool meanwhile.
+			c.srv.putSmallBuf(c.small)
+			c.small, c.rbuf = nil, nil
+			ok, err := waitReadable(c.nc)
+			c.small = c.srv.getSmallBuf()
+			c.rbuf = c.small
+			if err != nil {
+				return c.process(0, err)
+			}
+			c.noWait = !ok
+		}
 		n, err := c.nc.Read(c.rbuf[c.rend:])
 		if !c.process(n, err) {
 			return false
@@ -634,6 +648,23 @@ func (s *Server) box(b []byte) *[]byte {
 	}
 	*p = b
 	return p
+}
+
+// getSmallBuf returns a pooled small read buffer.
+func (s *Server) getSmallBuf() []byte {
+	if p, ok := s.smallBufs.Get().(*[]byte); ok {
+		b := *p
+		*p = nil
+		s.boxes.Put(p)
+		return b
+	}
+	return make([]byte, smallReadBuf)
+}
+
+func (s *Server) putSmallBuf(b []byte) {
+	if cap(b) == smallReadBuf {
+		s.smallBufs.Put(s.box(b[:smallReadBuf]))
+	}
 }
 
 // getReadBuf returns a pooled big read buffer.
