@@ -135,6 +135,7 @@ a drain period.`,
 	f.IntVar(&o.Window, "window", 128, "QoS 1 messages in flight per publisher")
 	f.IntVar(&o.Batch, "batch", 64, "QoS 0 messages written per flush")
 	f.StringVar(&o.Username, "username", "", "MQTT username")
+	f.StringVar(&o.TopicPrefix, "topic-prefix", "bench/", "prefix of every topic and filter (e.g. devices/NAME/ for an authenticated device)")
 	f.StringVar(&o.Password, "password", "", "MQTT password")
 	f.IntVar(&o.Conns, "conns", 1000, "connections to open (scenarios conn and slow)")
 	f.DurationVar(&o.Interval, "interval", 5*time.Second, "time between one device's publishes (scenario slow)")

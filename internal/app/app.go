@@ -218,6 +218,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if topicAliasMax == 0 {
 		topicAliasMax = -1 // none
 	}
+	backpressureWait := time.Duration(cfg.MQTT.BackpressureWait)
+	if backpressureWait == 0 {
+		backpressureWait = -1 // drop at once
+	}
 	if a.broker, err = broker.New(broker.Options{
 		Logger:           log.With("subsystem", "broker"),
 		Authenticator:    au,
@@ -235,6 +239,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		PublishRate:      cfg.MQTT.PublishRate,
 		PublishBurst:     cfg.MQTT.PublishBurst,
 		TopicAliasMax:    topicAliasMax,
+		BackpressureWait: backpressureWait,
 		SessionStore:     sessionStore,
 	}); err != nil {
 		return nil, err

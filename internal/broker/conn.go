@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,6 +83,7 @@ type conn struct {
 	pendSeq         uint64    // store records the acks of this read pass wait for
 	tokens          float64   // publish rate limit bucket
 	tokensAt        time.Time // last refill of tokens
+	noWait          bool      // the connection cannot wait without a buffer (waitReadable)
 
 	// Output, appended by any goroutine, written by the writer.
 	outMu      sync.Mutex
@@ -211,7 +211,7 @@ func (s *Server) getOutBuf() []byte {
 }
 
 func (s *Server) putOutBuf(b []byte) {
-	if cap(b) > maxSpareOut {
+	if cap(b) > s.maxSpare() {
 		return
 	}
 	s.outBufs.Put(s.box(b[:0]))
@@ -299,10 +299,18 @@ func (c *conn) writeLoop() {
 			c.writerFailed()
 			return
 		}
-		if cap(buf) <= maxSpareOut {
+		if cap(buf) <= s.maxSpare() {
 			spare = buf[:0]
 		}
 	}
+}
+
+// maxSpare is the largest output buffer a busy writer keeps for reuse:
+// output grows up to MaxOutboundBytes (and beyond with QoS 1/2), and a
+// buffer dropped for being large would be grown again, copy by copy, on
+// the next batch.
+func (s *Server) maxSpare() int {
+	return max(maxSpareOut, 2*s.opts.MaxOutboundBytes)
 }
 
 // writerFailed ends a writer whose Write failed: the output is closed and
@@ -500,12 +508,25 @@ func reasonFor(err error) byte {
 // on a fresh goroutine.
 func (c *conn) readLoop() bool {
 	if c.small == nil {
-		c.small = make([]byte, smallReadBuf)
+		c.small = c.srv.getSmallBuf()
 		c.rbuf = c.small
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ConnectTimeout))
 	}
 	for {
 		c.arm()
+		if c.rend == 0 && len(c.rbuf) == smallReadBuf && !c.noWait {
+			// Idle: wait for input without a buffer; the small buffer
+			// goes back to the pool meanwhile.
+			c.srv.putSmallBuf(c.small)
+			c.small, c.rbuf = nil, nil
+			ok, err := waitReadable(c.nc)
+			c.small = c.srv.getSmallBuf()
+			c.rbuf = c.small
+			if err != nil {
+				return c.process(0, err)
+			}
+			c.noWait = !ok
+		}
 		n, err := c.nc.Read(c.rbuf[c.rend:])
 		if !c.process(n, err) {
 			return false
@@ -611,6 +632,9 @@ func (c *conn) process(n int, rerr error) bool {
 		s.putReadBuf(buf)
 		c.rbuf = c.small
 		c.pubs, c.msgs, c.batch, c.acks = nil, nil, nil, nil
+		if c.rt != nil {
+			c.rt.release()
+		}
 	}
 	return true
 }
@@ -624,6 +648,23 @@ func (s *Server) box(b []byte) *[]byte {
 	}
 	*p = b
 	return p
+}
+
+// getSmallBuf returns a pooled small read buffer.
+func (s *Server) getSmallBuf() []byte {
+	if p, ok := s.smallBufs.Get().(*[]byte); ok {
+		b := *p
+		*p = nil
+		s.boxes.Put(p)
+		return b
+	}
+	return make([]byte, smallReadBuf)
+}
+
+func (s *Server) putSmallBuf(b []byte) {
+	if cap(b) == smallReadBuf {
+		s.smallBufs.Put(s.box(b[:smallReadBuf]))
+	}
 }
 
 // getReadBuf returns a pooled big read buffer.
@@ -905,8 +946,8 @@ func (c *conn) authenticate(cp *packets.Connect, clientID string) (*Principal, b
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// The handshake completed before the CONNECT could be read.
 		info.PeerCertificates = tc.ConnectionState().PeerCertificates
-	} else if pc, ok := c.nc.(interface{ PeerCertificates() []*x509.Certificate }); ok {
-		info.PeerCertificates = pc.PeerCertificates() // wss://
+	} else if pc, ok := c.nc.(peerCertificates); ok {
+		info.PeerCertificates = pc.PeerCertificates()
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
 	p, err := s.opts.Authenticator.Authenticate(ctx, info)
@@ -1065,9 +1106,12 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) bool {
 			m.Properties = &p.Properties
 		}
 		c.batch = append(c.batch, m)
-		if len(c.batch) >= maxHookBatch {
-			return c.flushBatch()
+		if len(c.batch) >= maxHookBatch && !c.flushBatch() {
+			return false
 		}
+	}
+	if len(c.rt.full) > 0 {
+		return c.waitRoom(c.rt)
 	}
 	return true
 }

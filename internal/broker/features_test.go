@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"fmt"
 	"slices"
 	"sync"
@@ -303,7 +305,8 @@ func TestQueuePolicies(t *testing.T) {
 		}
 	})
 	t.Run("disconnect", func(t *testing.T) {
-		_, addr := startServer(t, Options{AllowAnonymous: true, MaxQueued: 2, MaxInflight: 1, QueuePolicy: DropDisconnect})
+		_, addr := startServer(t, Options{AllowAnonymous: true, MaxQueued: 2, MaxInflight: 1, QueuePolicy: DropDisconnect,
+			BackpressureWait: 50 * time.Millisecond})
 		sub := dialRaw(t, addr, packets.V5)
 		sub.connect(&packets.Connect{ClientID: "dd", CleanStart: true})
 		sub.subscribe(1, packets.Subscription{Filter: "dd", QoS: 1})

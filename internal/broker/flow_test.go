@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
@@ -11,12 +12,14 @@ import (
 )
 
 // TestSlowQoS1Subscriber: a subscriber that never acknowledges (nor reads)
-// holds at most its inflight window plus its queue; the rest is dropped and
-// counted, and a fast subscriber of the same messages gets all of them
-// without waiting for it.
+// holds at most its inflight window plus its queue; once the publisher
+// waited BackpressureWait for it in vain the rest is dropped and counted,
+// and a fast subscriber of the same messages gets all of them without
+// waiting for it again.
 func TestSlowQoS1Subscriber(t *testing.T) {
 	const inflight, queued, n = 10, 100, 2000
-	s, addr := startServer(t, Options{AllowAnonymous: true, MaxInflight: inflight, MaxQueued: queued})
+	s, addr := startServer(t, Options{AllowAnonymous: true, MaxInflight: inflight, MaxQueued: queued,
+		BackpressureWait: 50 * time.Millisecond})
 	slow := dialRaw(t, addr, packets.V311)
 	slow.connect(&packets.Connect{ClientID: "slow", CleanStart: true})
 	slow.subscribe(1, packets.Subscription{Filter: "flow/#", QoS: 1})
@@ -42,8 +45,12 @@ func TestSlowQoS1Subscriber(t *testing.T) {
 			}
 		}
 	}
-	if got, want := s.Stats().DroppedQueue, int64(n-inflight-queued); got != want {
+	st := s.Stats()
+	if got, want := st.DroppedQueue, int64(n-inflight-queued); got != want {
 		t.Fatalf("DroppedQueue %d, want %d", got, want)
+	}
+	if st.BackpressureTimeouts != 1 {
+		t.Fatalf("BackpressureTimeouts %d, want 1 (a stalled subscriber is waited for once)", st.BackpressureTimeouts)
 	}
 	// The slow client got exactly its window; the queue drains as it acks.
 	for range inflight {

@@ -2,10 +2,12 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -125,6 +127,17 @@ type countedConn struct {
 	lim    *limiter
 	closed atomic.Bool
 }
+
+// SyscallConn exposes the socket (for waiting on idle connections without
+// a read buffer) when the wrapped connection has one.
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoRawConn
+}
+
+var errNoRawConn = errors.New("broker: connection has no socket")
 
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {

@@ -524,3 +524,56 @@ func TestWebSocketRefusals(t *testing.T) {
 	}
 	eventually(t, func() bool { return wl.Stats().Connections == 0 }, "slot released")
 }
+
+// TestWebSocketTLSClientCertificate: over wss:// the verified client
+// certificate reaches the Authenticator as on the TLS listener; a client
+// without one authenticates without a chain.
+func TestWebSocketTLSClientCertificate(t *testing.T) {
+	ca := newTestCA(t)
+	_, scert, skey := ca.issue(t, "server", 2, true)
+	dev, _, _ := ca.issue(t, "device-ws", 3, false)
+	cfg, err := TLSOptions{CertFile: scert, KeyFile: skey, ClientAuth: ClientAuthOptional, ClientCAs: ca.pool()}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := NewWebSocketListener(hl.Addr(), WebSocketOptions{})
+	hs := &http.Server{Handler: wl, ReadHeaderTimeout: waitFor}
+	go func() { _ = hs.Serve(tls.NewListener(hl, cfg)) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	auth := &certAuth{}
+	serveOn(t, Options{Authenticator: auth}, wl)
+	u, err := url.Parse("wss://" + hl.Addr().String() + "/mqtt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(id string, cert *tls.Certificate) {
+		t.Helper()
+		tc := &tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1"}
+		if cert != nil {
+			tc.Certificates = []tls.Certificate{*cert}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+			ServerUrls: []*url.URL{u}, TlsCfg: tc, KeepAlive: 30, CleanStartOnInitialConnection: true,
+			OnConnectError: func(error) {},
+			ClientConfig:   paho.ClientConfig{ClientID: id, OnClientError: func(error) {}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cm.AwaitConnection(ctx); err != nil {
+			t.Fatalf("%s over wss: %v", id, err)
+		}
+		_ = cm.Disconnect(ctx)
+	}
+	connect("ws-dev", &dev)
+	connect("ws-plain", nil)
+	if got := auth.names(); len(got) != 2 || got[0] != "device-ws" || got[1] != "anon" {
+		t.Fatalf("authenticator saw %v, want [device-ws anon]", got)
+	}
+}

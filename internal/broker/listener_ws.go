@@ -106,10 +106,10 @@ func (l *WebSocketListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &wsConn{ws: ws, lim: l.lim}
-	if r.TLS != nil {
-		// wss:// with a client certificate: the identity travels with the
-		// connection to the Authenticator, as on the TLS listener.
-		c.peerCerts = r.TLS.PeerCertificates
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		// wss:// with a client certificate the TLS server verified:
+		// the Authenticator sees it as on the TLS listener.
+		c.peer = r.TLS.PeerCertificates
 	}
 	select {
 	case l.conns <- c:
@@ -179,13 +179,20 @@ type wsConn struct {
 	// wmu; SetWriteDeadline also sets it on the socket at once to
 	// interrupt a write in progress, as net.Conn promises.
 	wdl atomic.Int64
-	// peerCerts is the client certificate chain of a wss:// connection.
-	peerCerts []*x509.Certificate
+	// peer is the verified client certificate chain of a wss://
+	// connection (leaf first), nil otherwise.
+	peer []*x509.Certificate
 }
 
-// PeerCertificates returns the client certificate chain presented on a
-// wss:// connection (nil otherwise).
-func (c *wsConn) PeerCertificates() []*x509.Certificate { return c.peerCerts }
+// PeerCertificates returns the verified client certificate chain of a
+// wss:// connection, or nil.
+func (c *wsConn) PeerCertificates() []*x509.Certificate { return c.peer }
+
+// peerCertificates is implemented by connections that carry a verified
+// client certificate chain without being a *tls.Conn (WebSocket over TLS).
+type peerCertificates interface {
+	PeerCertificates() []*x509.Certificate
+}
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for {

@@ -21,6 +21,7 @@ const (
 	DefaultMaxOutboundBytes = 1 << 20
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultTopicAliasMax    = 64
+	DefaultBackpressureWait = 2 * time.Second
 )
 
 // DropPolicy says what happens when a session queue is full
@@ -86,8 +87,13 @@ type Options struct {
 	// message goes when it is full.
 	MaxQueued int
 	// QueuePolicy applies when a session queue is full (default
-	// DropOldest).
+	// DropOldest); for online sessions only after BackpressureWait.
 	QueuePolicy DropPolicy
+	// BackpressureWait is how long a client's reader may pause when its
+	// QoS 1/2 message found an online subscriber's queue full, waiting
+	// for the subscriber to catch up before QueuePolicy drops (default
+	// 2s; negative: no backpressure, drop at once). See backpressure.go.
+	BackpressureWait time.Duration
 	// PublishRate limits the PUBLISH packets a connection may send per
 	// second (0: unlimited). A client above it is not disconnected: its
 	// connection is not read until it is back under the rate, so TCP flow
@@ -137,6 +143,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	switch {
+	case o.BackpressureWait == 0:
+		o.BackpressureWait = DefaultBackpressureWait
+	case o.BackpressureWait < 0:
+		o.BackpressureWait = 0
 	}
 	if o.PublishBurst <= 0 {
 		o.PublishBurst = max(o.PublishRate, 1)
@@ -318,4 +330,10 @@ type Stats struct {
 	ProtocolErrors  int64 `json:"protocol_errors"`   // connections closed for malformed or illegal input
 	Panics          int64 `json:"panics"`            // connection goroutines recovered from a panic
 	Throttled       int64 `json:"throttled"`         // read pauses of clients above Options.PublishRate
+	// Backpressured counts read pauses of publishers whose QoS 1/2
+	// message found an online subscriber's queue full;
+	// BackpressureTimeouts the subscribers that did not drain within
+	// Options.BackpressureWait (their excess went by the queue policy).
+	Backpressured        int64 `json:"backpressured"`
+	BackpressureTimeouts int64 `json:"backpressure_timeouts"`
 }

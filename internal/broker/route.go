@@ -139,9 +139,15 @@ type router struct {
 	enc     [4][]byte // encoded QoS 0 PUBLISH by [v5][retain]
 	encOK   [4]bool
 	fwd     packets.Publish
+	fwdSet  bool // fwd holds a message's fields (reset clears it)
+	multi   bool // a match's session has several subscriptions: dedupe
 	owned   *message
 	now     time.Time
 	seq     uint64 // highest store sequence number appended while routing
+	// full lists the online sessions whose queue the message overfilled
+	// (backpressure); the publisher's reader waits for them (waitRoom),
+	// which also clears the list.
+	full []*session
 }
 
 func newRouter() *router {
@@ -162,27 +168,45 @@ func (r *router) add(_ string, sub *subscription) bool {
 	if o&optNoLocal != 0 && sub.sess == r.from {
 		return true
 	}
+	if g != nil || sub.sess.nsubs.Load() > 1 {
+		r.multi = true
+	}
 	r.matches = append(r.matches, match{sess: sub.sess, group: g, id: uint32(o >> 32),
 		qos: byte(o & optQoSMask), rap: o&optRAP != 0})
 	return true
 }
 
-// reset forgets the message routed last.
+// reset forgets the message routed last. It does not clear the pointers
+// left in matches and extra, nor fwd unless it was used: clearing
+// pointer-holding memory runs the GC write barrier on every message while
+// a collection is in progress. The stale pointers are overwritten by the
+// next message; release drops them when the connection goes quiet.
 func (r *router) reset() {
 	r.encOK = [4]bool{}
 	r.owned = nil
 	r.from = nil
 	r.seq = 0
-	clear(r.matches)
+	r.multi = false
 	r.matches = r.matches[:0]
-	clear(r.extra)
 	r.extra = r.extra[:0]
-	r.fwd = packets.Publish{}
+	if r.fwdSet {
+		r.fwd = packets.Publish{}
+		r.fwdSet = false
+	}
 	for i := range r.enc {
 		if cap(r.enc[i]) > 64<<10 {
 			r.enc[i] = nil
 		}
 	}
+}
+
+// release drops everything the router refers to and its encoding
+// buffers (the connection went quiet).
+func (r *router) release() {
+	r.reset()
+	clear(r.matches[:cap(r.matches)])
+	clear(r.extra[:cap(r.extra)])
+	r.enc = [4][]byte{}
 }
 
 // message returns the owned copy of p, made on first use.
@@ -196,13 +220,15 @@ func (r *router) message(p *packets.Publish) *message {
 // forward sets r.fwd to the QoS 0 PUBLISH forwarding p: its forwardable
 // properties, no alias, no subscription identifiers.
 func (r *router) forward(p *packets.Publish, retain bool) *packets.Publish {
-	r.fwd.Dup = false
-	r.fwd.QoS = 0
-	r.fwd.PacketID = 0
-	r.fwd.Retain = retain
-	r.fwd.Topic = p.Topic
-	r.fwd.Payload = p.Payload
-	r.fwd.Properties = packets.Properties{
+	r.fwdSet = true
+	setForward(&r.fwd, p, retain)
+	return &r.fwd
+}
+
+// setForward makes f the QoS 0 PUBLISH forwarding p.
+func setForward(f *packets.Publish, p *packets.Publish, retain bool) {
+	*f = packets.Publish{Retain: retain, Topic: p.Topic, Payload: p.Payload}
+	f.Properties = packets.Properties{
 		PayloadFormat:   p.Properties.PayloadFormat,
 		MessageExpiry:   p.Properties.MessageExpiry,
 		ContentType:     p.Properties.ContentType,
@@ -210,7 +236,6 @@ func (r *router) forward(p *packets.Publish, retain bool) *packets.Publish {
 		CorrelationData: p.Properties.CorrelationData,
 		User:            p.Properties.User,
 	}
-	return &r.fwd
 }
 
 // encoded returns p encoded as a QoS 0 PUBLISH for version with the given
@@ -224,7 +249,10 @@ func (r *router) encoded(p *packets.Publish, version byte, retain bool) []byte {
 		i++
 	}
 	if !r.encOK[i] {
-		r.enc[i] = packets.AppendPublish(r.enc[i][:0], version, r.forward(p, retain))
+		// A PUBLISH on the stack: writing it needs no write barrier.
+		var f packets.Publish
+		setForward(&f, p, retain)
+		r.enc[i] = packets.AppendPublish(r.enc[i][:0], version, &f)
 		r.encOK[i] = true
 	}
 	return r.enc[i]
@@ -318,11 +346,14 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 	}
 	r.from = from
 	r.matches = r.matches[:0]
+	r.multi = false
 	s.subs.Match(p.Topic, r.collect)
 	if len(r.matches) == 0 {
 		return
 	}
-	r.dedupe()
+	if r.multi {
+		r.dedupe()
+	}
 	var out int64
 	for i := range r.matches {
 		m := &r.matches[i]
@@ -350,7 +381,11 @@ func (s *Server) route(r *router, from *session, p *packets.Publish, now time.Ti
 		if ids := r.idsFor(m); ids != nil {
 			om.subIDs = slices.Clone(ids)
 		}
-		r.seq = max(r.seq, m.sess.deliver(om))
+		seq, full := m.sess.offer(om, r.from != nil && r.from != m.sess && s.opts.BackpressureWait > 0)
+		r.seq = max(r.seq, seq)
+		if full {
+			r.full = append(r.full, m.sess)
+		}
 	}
 	if out > 0 {
 		s.stats.messagesOut.Add(out)

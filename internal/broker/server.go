@@ -21,28 +21,30 @@ type counters struct {
 	droppedSlow, droppedQueue, droppedTooLarge           atomic.Int64
 	droppedExpired, denied, authFailures, protocolErrors atomic.Int64
 	panics, throttled                                    atomic.Int64
+	backpressured, backpressureTimeouts                  atomic.Int64
 }
 
 // Server is an MQTT 3.1.1 and 5.0 broker. Create it with New, feed it
 // listeners with Serve and stop it with Close.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	receiver Receiver // the Authorizer's, if it is one
-	subs     *topics.Trie[*subscription]
-	retained retainedStore
-	stats    counters
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	routers  sync.Pool // *router for Publish and wills
-	readBufs sync.Pool // *[]byte of bigReadBuf bytes
-	outBufs  sync.Pool // *[]byte output buffers released by idle writers
-	boxes    sync.Pool // empty *[]byte wrappers for the two pools above
-	nextUID  atomic.Uint64
-	closing  atomic.Bool
-	store    SessionStore  // nil: nothing persists
-	nextSeq  atomic.Uint64 // message and delivery ids in the store
+	opts      Options
+	log       *slog.Logger
+	receiver  Receiver // the Authorizer's, if it is one
+	subs      *topics.Trie[*subscription]
+	retained  retainedStore
+	stats     counters
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	routers   sync.Pool // *router for Publish and wills
+	readBufs  sync.Pool // *[]byte of bigReadBuf bytes
+	smallBufs sync.Pool // *[]byte of smallReadBuf bytes (idle connections hold none)
+	outBufs   sync.Pool // *[]byte output buffers released by idle writers
+	boxes     sync.Pool // empty *[]byte wrappers for the two pools above
+	nextUID   atomic.Uint64
+	closing   atomic.Bool
+	store     SessionStore  // nil: nothing persists
+	nextSeq   atomic.Uint64 // message and delivery ids in the store
 
 	shareMu sync.Mutex // guards shares
 	shares  map[string]*shareGroup
@@ -230,6 +232,9 @@ func (s *Server) Stats() Stats {
 		ProtocolErrors:  c.protocolErrors.Load(),
 		Panics:          c.panics.Load(),
 		Throttled:       c.throttled.Load(),
+
+		Backpressured:        c.backpressured.Load(),
+		BackpressureTimeouts: c.backpressureTimeouts.Load(),
 	}
 	st.Dropped = st.DroppedSlow + st.DroppedQueue + st.DroppedTooLarge + st.DroppedExpired
 	return st

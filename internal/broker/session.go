@@ -47,6 +47,9 @@ type session struct {
 	id   string
 	uid  uint64
 	conn atomic.Pointer[conn] // attached connection, nil while offline
+	// nsubs is len(subs), readable without mu: a message can match a
+	// session more than once only when it has several subscriptions.
+	nsubs atomic.Int32
 
 	mu          sync.Mutex // guards the fields below
 	gone        bool       // destroyed: accepts nothing anymore
@@ -62,6 +65,8 @@ type session struct {
 	expireTimer *time.Timer
 	pendingWill *will // delayed will waiting for willTimer
 	willTimer   *time.Timer
+	room        chan struct{} // closed when publishers waiting for queue room may go on
+	stalled     bool          // a publisher waited in vain: no backpressure until the queue drains
 }
 
 func (s *Server) newSession(id string) *session {
@@ -74,7 +79,15 @@ func (ss *session) queueLen() int { return len(ss.queue) - ss.qhead }
 // window, and queues it otherwise. It returns the store sequence number of
 // the records it appended (0 if none).
 func (ss *session) deliver(m outMsg) uint64 {
-	var seq uint64
+	seq, _ := ss.offer(m, false)
+	return seq
+}
+
+// offer is deliver for a message from a client's read loop. With bp set
+// (backpressure on, see backpressure.go) a message that finds the queue of
+// an online session full is queued beyond Options.MaxQueued instead of
+// being dropped, and full reports that the publisher must wait for room.
+func (ss *session) offer(m outMsg, bp bool) (seq uint64, full bool) {
 	ss.mu.Lock()
 	if !ss.gone {
 		if ss.durable {
@@ -84,14 +97,18 @@ func (ss *session) deliver(m outMsg) uint64 {
 				QoS: m.qos, Retain: m.retain, SubIDs: m.subIDs})
 		}
 		c := ss.conn.Load()
-		if c != nil && len(ss.inflight) < ss.maxInflight && ss.queueLen() == 0 {
+		switch {
+		case c != nil && len(ss.inflight) < ss.maxInflight && ss.queueLen() == 0:
 			seq = max(seq, ss.sendLocked(c, m, time.Now()))
-		} else {
+		case bp && c != nil && !ss.stalled && ss.queueLen() >= ss.srv.opts.MaxQueued:
+			ss.queue = append(ss.queue, m)
+			full = true
+		default:
 			ss.enqueueLocked(m)
 		}
 	}
 	ss.mu.Unlock()
-	return seq
+	return seq, full
 }
 
 // enqueueLocked queues m, applying Options.QueuePolicy when the queue is
@@ -312,14 +329,16 @@ func (ss *session) pubcomp(id uint16) bool {
 	return true
 }
 
-// pumpLocked moves queued messages into the inflight window.
+// pumpLocked moves queued messages into the inflight window and wakes
+// publishers waiting for room.
 func (ss *session) pumpLocked(now time.Time) {
-	c := ss.conn.Load()
-	if c == nil {
-		return
+	if c := ss.conn.Load(); c != nil {
+		for len(ss.inflight) < ss.maxInflight && ss.queueLen() > 0 {
+			ss.sendLocked(c, ss.popLocked(), now)
+		}
 	}
-	for len(ss.inflight) < ss.maxInflight && ss.queueLen() > 0 {
-		ss.sendLocked(c, ss.popLocked(), now)
+	if ss.room != nil || ss.stalled {
+		ss.roomLocked()
 	}
 }
 
@@ -420,6 +439,7 @@ func (ss *session) subscribe(filter string, qos byte, noLocal, rap bool, subID u
 		ss.subs = make(map[string]*subscription)
 	}
 	ss.subs[filter] = sub
+	ss.nsubs.Store(int32(len(ss.subs)))
 	if group, inner, shared := packets.SplitShared(filter); shared {
 		s.joinShare(sub, group, inner)
 	} else {
@@ -448,6 +468,7 @@ func (ss *session) unsubscribe(filter string) bool {
 		return false
 	}
 	delete(ss.subs, filter)
+	ss.nsubs.Store(int32(len(ss.subs)))
 	ss.srv.removeSubLocked(sub)
 	ss.srv.stats.subscriptions.Add(-1)
 	if ss.durable {
@@ -506,9 +527,11 @@ func (s *Server) destroyLocked(ss *session) *will {
 	ss.inbound = nil
 	s.stats.subscriptions.Add(-int64(len(ss.subs)))
 	ss.subs = nil
+	ss.nsubs.Store(0)
 	ss.inflight = nil
 	ss.queue = nil
 	ss.qhead = 0
+	ss.roomLocked()
 	ss.stopTimersLocked()
 	w := ss.pendingWill
 	ss.pendingWill = nil
@@ -564,6 +587,10 @@ func (s *Server) detach(c *conn, publishWill bool) {
 		if !s.closing.Load() {
 			moved = ss.takeSharedLocked()
 		}
+		// Offline sessions keep the bounded queue: what backpressure
+		// queued beyond it goes by the queue policy.
+		ss.trimLocked()
+		ss.roomLocked()
 		expiry := ss.expiry
 		if expiry != 0 && ss.durable {
 			s.store.Append(&Record{Op: OpSession, ClientID: ss.id, Expiry: expiry, OfflineAt: time.Now()})

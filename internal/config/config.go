@@ -77,6 +77,10 @@ type MQTT struct {
 	// QueuePolicy applies when a session queue reaches max_queued:
 	// drop_oldest (default), drop_newest or disconnect.
 	QueuePolicy string `yaml:"queue_policy"`
+	// BackpressureWait is how long a publisher's QoS 1/2 messages may be
+	// held back (its connection not read) while an online subscriber's
+	// queue is full, before queue_policy drops (default 2s; 0: drop at once).
+	BackpressureWait Duration `yaml:"backpressure_wait"`
 	// PublishRate limits PUBLISH packets per second per connection (0:
 	// unlimited); PublishBurst is the burst allowed above it.
 	PublishRate   int `yaml:"publish_rate"`
@@ -265,6 +269,7 @@ func Default() Config {
 			Persistence:      true,
 			QueuePolicy:      "drop_oldest",
 			TopicAliasMax:    64,
+			BackpressureWait: Duration(2 * time.Second),
 
 			SysInterval: Duration(10 * time.Second),
 			TLS:         MQTTTLS{MinVersion: "1.2", ClientAuth: "optional"},
@@ -428,6 +433,9 @@ func (c *Config) Validate() error {
 	case "drop_oldest", "drop_newest", "disconnect":
 	default:
 		return bad("mqtt.queue_policy %q must be drop_oldest, drop_newest or disconnect", c.MQTT.QueuePolicy)
+	}
+	if c.MQTT.BackpressureWait < 0 {
+		return bad("mqtt.backpressure_wait must not be negative")
 	}
 	if c.MQTT.PublishRate < 0 || c.MQTT.PublishBurst < 0 {
 		return bad("mqtt.publish_rate and mqtt.publish_burst must not be negative")

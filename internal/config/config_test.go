@@ -51,6 +51,7 @@ func TestInvalid(t *testing.T) {
 		{"bad queue policy", "mqtt:\n  queue_policy: drop_all\n", "", "mqtt.queue_policy"},
 		{"negative publish rate", "mqtt:\n  publish_rate: -1\n", "", "mqtt.publish_rate"},
 		{"bad topic alias maximum", "mqtt:\n  topic_alias_maximum: 70000\n", "", "mqtt.topic_alias_maximum"},
+		{"negative backpressure wait", "mqtt:\n  backpressure_wait: -1s\n", "", "mqtt.backpressure_wait"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

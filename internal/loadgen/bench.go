@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -76,6 +77,10 @@ type BenchOptions struct {
 
 	Username, Password string
 	ClientIDPrefix     string // default "ewb-<random>-"
+	// TopicPrefix starts every topic and filter the scenarios use
+	// (default "bench/"); an authenticated device may only use its own
+	// namespace, e.g. "devices/{name}/".
+	TopicPrefix string
 
 	// Conns, Hold and ConnectConcurrency drive ScenarioConn: Conns
 	// connections (default 1000) opened ConnectConcurrency at a time
@@ -254,6 +259,9 @@ func (o BenchOptions) withDefaults() (BenchOptions, error) {
 	if o.ConnectConcurrency <= 0 {
 		o.ConnectConcurrency = 100
 	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = "bench/"
+	}
 	if o.ClientIDPrefix == "" {
 		var b [3]byte
 		_, _ = rand.Read(b[:])
@@ -332,7 +340,7 @@ func (o *BenchOptions) connectConfig(clientID string) connectConfig {
 
 // topology returns the publishers' topics and each subscriber's filters.
 func (o *BenchOptions) topology() (pubTopics []string, subFilters [][]string, fanout int) {
-	prefix := "bench/" + string(o.Scenario) + "/"
+	prefix := o.topicPrefix() + string(o.Scenario) + "/"
 	for i := range o.Pubs {
 		pubTopics = append(pubTopics, prefix+strconv.Itoa(i))
 	}
@@ -810,3 +818,6 @@ func runPubSubBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	res.FirstError = errs.firstString()
 	return res, nil
 }
+
+// topicPrefix is TopicPrefix or its default.
+func (o *BenchOptions) topicPrefix() string { return cmp.Or(o.TopicPrefix, "bench/") }

@@ -75,7 +75,7 @@ func runConnBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		c, err := dialMQTT(ctx, cfg)
 		d := time.Since(t0) // CONNECT to CONNACK, including the TCP handshake
 		if err == nil {
-			err = c.subscribe(ctx, 1, o.QoS, "bench/conn/"+strconv.Itoa(i))
+			err = c.subscribe(ctx, 1, o.QoS, o.topicPrefix()+"conn/"+strconv.Itoa(i))
 			if err != nil {
 				_ = c.nc.Close()
 			}

@@ -148,7 +148,7 @@ func runSlowBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		sent   atomic.Uint64
 		acked  atomic.Uint64
 		wg     sync.WaitGroup
-		topics = "bench/slow/"
+		topics = o.topicPrefix() + "slow/"
 	)
 	// Interrupting the run unblocks every device's read.
 	stopReads := context.AfterFunc(ctx, func() {
