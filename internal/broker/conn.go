@@ -901,11 +901,14 @@ func (c *conn) handleConnect(h packets.FixedHeader, body []byte) bool {
 		}
 		c.will = w
 	}
+	// Counted before the CONNACK leaves, so a client that saw its CONNACK
+	// is in Stats.Connections until its session is detached.
+	s.stats.connections.Add(1)
 	if !s.attach(c, cp.CleanStart, expiry, min(recvMax, s.opts.MaxInflight), &props) {
+		s.stats.connections.Add(-1)
 		return refuse(packets.ServerUnavailable, "server closing")
 	}
 	c.connected = true
-	s.stats.connections.Add(1)
 	s.stats.connectsTotal.Add(1)
 	s.log.Debug("broker: client connected", "client", clientID, "remote", c.nc.RemoteAddr().String(),
 		"version", c.version, "clean", cp.CleanStart)

@@ -15,7 +15,8 @@
 // Each connection has a reader goroutine and, while output is pending, a
 // writer goroutine. A quiet connection moves to a fresh reader goroutine
 // after each read pass that handled packets, so it idles on a minimal
-// stack. The reader reads into one buffer (a
+// stack. An idle TCP connection waits for input without a buffer
+// (readwait_linux.go). The reader reads into one buffer (a pooled
 // 512-byte buffer while the connection is quiet, a pooled 64 KiB buffer
 // while it is busy) and handles every complete packet of a read pass
 // before reading again; there is no goroutine or channel per packet.
@@ -46,7 +47,11 @@
 // the client's Receive Maximum); beyond it, and while a persistent session
 // is offline, they wait in the session queue of at most Options.MaxQueued
 // messages, and Options.QueuePolicy says what goes when it is full
-// (Stats.DroppedQueue). Messages larger than a v5 client's Maximum Packet
+// (Stats.DroppedQueue). For an online subscriber a client's QoS 1/2
+// message is queued beyond the limit instead, and that publisher's reader
+// pauses until the queue drains, at most Options.BackpressureWait
+// (backpressure.go): nothing acknowledged is dropped because a subscriber
+// is briefly slower than its publisher. Messages larger than a v5 client's Maximum Packet
 // Size are dropped (Stats.DroppedTooLarge) and queued messages whose Message
 // Expiry Interval passed are dropped (Stats.DroppedExpired). Inbound packets
 // above Options.MaxPacketSize end the connection (v5: DISCONNECT 0x95).
