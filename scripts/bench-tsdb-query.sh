@@ -12,7 +12,7 @@
 #
 # Knobs: SCALE (trucks, default 100), QUERIES (per type, default 20),
 # START/END (data range, default two days: long-daily-sessions needs more than 24h), INFLUX_PORT (18096),
-# EW_PORT (18196), KEEP=1 keeps the work directory.
+# EW_PORT (18196), KEEP=1 keeps the work directory, TYPES (space-separated query types to run; default all 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${TSBS_BIN:?set TSBS_BIN to the directory holding the TSBS binaries}"
@@ -22,8 +22,8 @@ START=${START:-2016-01-01T00:00:00Z}
 END=${END:-2016-01-03T00:00:00Z}
 INFLUX_PORT=${INFLUX_PORT:-18096}
 EW_PORT=${EW_PORT:-18196}
-TYPES="single-last-loc last-loc low-fuel high-load stationary-trucks long-driving-sessions long-daily-sessions
-avg-vs-projected-fuel-consumption avg-daily-driving-duration avg-daily-driving-session avg-load daily-activity breakdown-frequency"
+TYPES=${TYPES:-"single-last-loc last-loc low-fuel high-load stationary-trucks long-driving-sessions long-daily-sessions
+avg-vs-projected-fuel-consumption avg-daily-driving-duration avg-daily-driving-session avg-load daily-activity breakdown-frequency"}
 
 work=$(mktemp -d)
 influx_pid= ew_pid=

@@ -103,6 +103,28 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 		}
 		return out
 	}
+	if limit > 0 && limit <= 64 {
+		// Out of order (concurrent writers of one series do that): keep
+		// the limit oldest or newest in one pass instead of sorting all.
+		best := make([]Sample, 0, limit+1)
+		for i, t := range f.ts {
+			if t < start || (end != 0 && t >= end) {
+				continue
+			}
+			j, found := slices.BinarySearchFunc(best, t, func(s Sample, t int64) int { return cmp.Compare(s.Time, t) })
+			switch {
+			case found:
+				best[j] = Sample{Time: t, Value: f.value(i)} // the later write wins
+			case len(best) < limit:
+				best = slices.Insert(best, j, Sample{Time: t, Value: f.value(i)})
+			case newest && j > 0:
+				best = slices.Insert(best, j, Sample{Time: t, Value: f.value(i)})[1:]
+			case !newest && j < limit:
+				best = slices.Insert(best, j, Sample{Time: t, Value: f.value(i)})[:limit]
+			}
+		}
+		return best
+	}
 	var out []Sample
 	for i, t := range f.ts {
 		if t >= start && (end == 0 || t < end) {

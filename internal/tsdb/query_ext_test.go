@@ -59,7 +59,7 @@ func TestQueryNewestMatchesDesc(t *testing.T) {
 			}
 		}
 	}
-	for _, q := range []Query{{Measurement: "m", Limit: 1}, {Measurement: "m", Limit: 700}, {Measurement: "m", Limit: 5000, Start: 3600e9, End: 4 * 3600e9}} {
+	for _, q := range []Query{{Measurement: "m", Limit: 1}, {Measurement: "m", Limit: 50}, {Measurement: "m", Limit: 700}, {Measurement: "m", Limit: 5000, Start: 3600e9, End: 4 * 3600e9}} {
 		want, err := db.Query(ctx, Query{Measurement: q.Measurement, Limit: q.Limit, Start: q.Start, End: q.End, Desc: true})
 		if err != nil {
 			t.Fatal(err)
