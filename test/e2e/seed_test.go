@@ -138,15 +138,21 @@ wait:
 				t.Fatalf("%s: field %s: %+v %v", when, f, tr, err)
 			}
 		}
-		var st struct {
-			Reported map[string]any `json:"reported"`
-		}
-		if code, err := srv.api("GET", "/api/v1/things/"+dev+"/state", nil, &st); err != nil || code != 200 {
-			t.Fatalf("%s: state: %d %v", when, code, err)
-		}
-		if st.Reported["mode"] != "eco" || st.Reported["led"].(map[string]any)["on"] != true {
-			t.Fatalf("%s: reported state %v", when, st.Reported)
-		}
+		// State reports travel apart from telemetry (the shadow applies
+		// them on its own path), so they may land a moment later.
+		eventually(t, 10*time.Second, func() error {
+			var st struct {
+				Reported map[string]any `json:"reported"`
+			}
+			if code, err := srv.api("GET", "/api/v1/things/"+dev+"/state", nil, &st); err != nil || code != 200 {
+				return fmt.Errorf("%s: state: %d %v", when, code, err)
+			}
+			led, _ := st.Reported["led"].(map[string]any)
+			if st.Reported["mode"] != "eco" || led["on"] != true {
+				return fmt.Errorf("%s: reported state %v", when, st.Reported)
+			}
+			return nil
+		})
 		out, errOut, code := srv.cli("query", dev, "--field", "temperature", "--start", "-1h", "--every", "1h", "--fn", "count", "--json")
 		if code != 0 {
 			t.Fatalf("%s: query CLI exit %d: %s", when, code, errOut)
