@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -435,6 +436,9 @@ func (s *Store) lockEntry(k key) *entry {
 		sh.mu.Lock()
 		e := sh.m[k]
 		if e == nil {
+			// Names may alias a connection's read buffer (the broker hook
+			// hands out topic slices): the map keeps its own copies.
+			k = key{strings.Clone(k.thing), strings.Clone(k.name)}
 			e = &entry{thing: k.thing, name: k.name}
 			sh.m[k] = e
 		}
