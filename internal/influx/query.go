@@ -233,7 +233,7 @@ func chunkResult(res influxql.Result, size int) []chunk {
 		n := s.Len()
 		for lo := 0; lo < n || lo == 0; lo += size {
 			hi := min(lo+size, n)
-			part := &influxql.Row{Name: s.Name, Tags: s.Tags, Columns: s.Columns, Cols: make([][]tsdb.Value, len(s.Cols))}
+			part := &influxql.Row{Name: s.Name, Tags: s.Tags, Columns: s.Columns, Loc: s.Loc, Cols: make([][]tsdb.Value, len(s.Cols))}
 			if s.Time != nil {
 				part.Time = s.Time[lo:hi]
 			}
@@ -331,7 +331,7 @@ func writeSeriesJSON(b *bytes.Buffer, s *influxql.Row, div int64) {
 			b.WriteByte('[')
 			first := true
 			if s.Time != nil {
-				writeTime(b, s.Time[i], div)
+				writeTime(b, s, s.Time[i], div)
 				first = false
 			}
 			for c := range s.Cols {
@@ -348,13 +348,15 @@ func writeSeriesJSON(b *bytes.Buffer, s *influxql.Row, div int64) {
 	b.WriteByte('}')
 }
 
-func writeTime(b *bytes.Buffer, t int64, div int64) {
+// writeTime writes t as an epoch number (div > 0) or as an RFC3339
+// string carrying the offset of the statement's tz() location.
+func writeTime(b *bytes.Buffer, s *influxql.Row, t int64, div int64) {
 	if div > 0 {
 		b.WriteString(strconv.FormatInt(t/div, 10))
 		return
 	}
 	b.WriteByte('"')
-	b.WriteString(time.Unix(0, t).UTC().Format(time.RFC3339Nano))
+	b.WriteString(s.FormatTime(t))
 	b.WriteByte('"')
 }
 

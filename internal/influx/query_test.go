@@ -70,7 +70,7 @@ func renderResults(res []influxql.Result) string {
 			for i := 0; i < s.Len(); i++ {
 				var cells []string
 				if s.Time != nil {
-					cells = append(cells, time.Unix(0, s.Time[i]).UTC().Format(time.RFC3339Nano))
+					cells = append(cells, s.FormatTime(s.Time[i]))
 				}
 				for c := range s.Cols {
 					if v := s.Cols[c][i]; v.Type() == 0 {
@@ -90,33 +90,35 @@ func renderResults(res []influxql.Result) string {
 // real tsdb (flushed to blocks, so chunk summaries are exercised), which
 // must give the same answers as the in-memory store.
 func TestInfluxQLScriptRealStore(t *testing.T) {
-	for _, flush := range []bool{false, true} {
-		t.Run(fmt.Sprintf("flushed=%v", flush), func(t *testing.T) {
-			cat := openCatalog(t)
-			loadCPU(t, cat)
-			if flush {
-				db, _ := cat.DB("db")
-				if err := db.Flush(context.Background()); err != nil {
-					t.Fatal(err)
+	for _, name := range []string{"select.txt", "functions.txt", "grafana.txt"} {
+		for _, flush := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/flushed=%v", name, flush), func(t *testing.T) {
+				cat := openCatalog(t)
+				loadCPU(t, cat)
+				if flush {
+					db, _ := cat.DB("db")
+					if err := db.Flush(context.Background()); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			api := NewQueryAPI(cat, QueryOptions{Now: func() time.Time { return qt0.Add(time.Minute) }})
-			raw, err := os.ReadFile("influxql/testdata/select.txt")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, blk := range strings.Split(string(raw), "-- query\n")[1:] {
-				q, want, _ := strings.Cut(blk, "-- want\n")
-				stmts, err := influxql.ParseQuery(strings.TrimSpace(q))
+				api := NewQueryAPI(cat, QueryOptions{Now: func() time.Time { return qt0.Add(time.Minute) }})
+				raw, err := os.ReadFile("influxql/testdata/" + name)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := renderResults(api.ql.Execute(context.Background(), stmts, "db"))
-				if strings.TrimSpace(got) != strings.TrimSpace(want) {
-					t.Errorf("query:\n%s\ngot:\n%s\nwant:\n%s", strings.TrimSpace(q), got, want)
+				for _, blk := range strings.Split(string(raw), "-- query\n")[1:] {
+					q, want, _ := strings.Cut(blk, "-- want\n")
+					stmts, err := influxql.ParseQuery(strings.TrimSpace(q))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := renderResults(api.ql.Execute(context.Background(), stmts, "db"))
+					if strings.TrimSpace(got) != strings.TrimSpace(want) {
+						t.Errorf("query:\n%s\ngot:\n%s\nwant:\n%s", strings.TrimSpace(q), got, want)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

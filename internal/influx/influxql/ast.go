@@ -119,6 +119,10 @@ type SelectStatement struct {
 	OffsetRows int
 	SLimit     int
 	SOffset    int
+	// Location is the tz() clause: GROUP BY time() windows are aligned
+	// on its local time, time strings without an offset are read in it and
+	// RFC3339 results carry its offset. nil = UTC.
+	Location *time.Location
 }
 
 // ShowDatabases is SHOW DATABASES.

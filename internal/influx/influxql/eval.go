@@ -241,7 +241,7 @@ func mathFn2(name string, a, b tsdb.Value) tsdb.Value {
 // aggregate and selector functions.
 var aggFns = map[string]bool{"mean": true, "sum": true, "min": true, "max": true, "count": true,
 	"first": true, "last": true, "median": true, "percentile": true, "spread": true, "stddev": true,
-	"mode": true, "distinct": false}
+	"mode": true, "distinct": true, "top": true, "bottom": true, "integral": true}
 
 // selectors return one of the input points, so a lone selector keeps that
 // point's time.
@@ -266,6 +266,18 @@ type acc struct {
 	firstT, lastT int64
 	vals          []float64 // median, percentile, stddev, mode
 	keepVals      bool
+	// aux: the auxiliary values of the selected point (aux mode).
+	aux []tsdb.Value
+	// pts: top/bottom candidates, distinct values, or percentile points
+	// (when the point's time or other columns are needed).
+	pts []selPoint
+	// topKey: top/bottom with tag arguments, tag values -> index in pts.
+	topKey map[string]int
+	// dset: distinct values seen -> index in pts (-1 for count(distinct)).
+	dset map[tsdb.Value]int
+	// integ: integral() of the window, set when the group is finished.
+	integ   float64
+	integOK bool
 }
 
 // add folds one raw value at time t.
@@ -370,11 +382,22 @@ func (a *acc) mergeMinMax(v tsdb.Value) {
 // result returns the aggregate's value and the time of the selected point
 // (selectors only; ok false when the window is empty).
 func (a *acc) result(fn string, param float64) (tsdb.Value, int64, bool) {
-	if fn == "count" {
+	switch fn {
+	case "count":
 		if a.n == 0 {
 			return null, 0, false
 		}
 		return tsdb.IntValue(a.n), 0, true
+	case "count_distinct":
+		if a.n == 0 {
+			return null, 0, false
+		}
+		return tsdb.IntValue(int64(len(a.dset))), 0, true
+	case "integral":
+		if !a.integOK {
+			return null, 0, false
+		}
+		return tsdb.FloatValue(a.integ), 0, true
 	}
 	if a.n == 0 {
 		return null, 0, false
@@ -408,6 +431,13 @@ func (a *acc) result(fn string, param float64) (tsdb.Value, int64, bool) {
 	case "median":
 		return medianOf(a.vals)
 	case "percentile":
+		if len(a.pts) > 0 {
+			s := a.sortedPts()
+			if i, ok := percentileIndex(len(s), param); ok {
+				return s[i].v, s[i].t, true
+			}
+			return null, 0, false
+		}
 		if len(a.vals) == 0 {
 			return null, 0, false
 		}

@@ -57,6 +57,20 @@ type Row struct {
 	Columns []string
 	Time    []int64
 	Cols    [][]tsdb.Value
+	// Loc is the statement's tz() location: RFC3339 times are written
+	// with its offset (nil = UTC).
+	Loc *time.Location
+}
+
+// FormatTime renders the unix-ns time t as RFC3339 with nanoseconds in
+// the row's location, as InfluxDB prints it (2020-03-29T00:00:00+01:00
+// under tz('Europe/Paris'), a Z suffix in UTC).
+func (r *Row) FormatTime(t int64) string {
+	loc := r.Loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	return time.Unix(0, t).In(loc).Format(time.RFC3339Nano)
 }
 
 // Len is the number of rows.

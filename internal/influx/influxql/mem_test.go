@@ -259,7 +259,7 @@ func render(res []Result) string {
 			for i := 0; i < s.Len(); i++ {
 				var cells []string
 				if s.Time != nil {
-					cells = append(cells, time.Unix(0, s.Time[i]).UTC().Format(time.RFC3339Nano))
+					cells = append(cells, s.FormatTime(s.Time[i]))
 				}
 				for c := range s.Cols {
 					v := s.Cols[c][i]
@@ -295,4 +295,12 @@ func memFilter(fs []tsdb.Filter, v tsdb.Value) bool {
 		}
 	}
 	return true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }

@@ -600,7 +600,10 @@ func (p *parser) selectStmt() (*SelectStatement, error) {
 		case "SOFFSET":
 			dst = &st.SOffset
 		case "TZ":
-			return nil, p.errorf(t.pos, "tz() is not supported: times are always UTC")
+			if err := p.tz(st); err != nil {
+				return nil, err
+			}
+			continue
 		default:
 			p.unscan()
 		}
@@ -612,6 +615,30 @@ func (p *parser) selectStmt() (*SelectStatement, error) {
 		}
 	}
 	return st, nil
+}
+
+// tz parses the rest of a tz('Zone/Name') clause. An unknown zone is a
+// parse error, as in InfluxDB ("unknown time zone X").
+func (p *parser) tz(st *SelectStatement) error {
+	if st.Location != nil {
+		return p.errorf(p.tok.pos, "duplicate tz() clause")
+	}
+	if _, err := p.expect(tLParen); err != nil {
+		return err
+	}
+	name, err := p.expect(tString)
+	if err != nil {
+		return err
+	}
+	loc, err := loadLocation(name.lit)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrParse, err)
+	}
+	if _, err := p.expect(tRParen); err != nil {
+		return err
+	}
+	st.Location = loc
+	return nil
 }
 
 func (p *parser) groupBy(st *SelectStatement) error {
@@ -693,8 +720,13 @@ func (p *parser) groupBy(st *SelectStatement) error {
 			name := t.lit
 			if p.peekKind() == tDoubleColon {
 				p.next()
-				if _, err := p.ident(); err != nil {
+				typ, err := p.next()
+				if err != nil {
 					return err
+				}
+				// Grafana sends GROUP BY "host"::tag; TAG is a keyword.
+				if typ.kind != tIdent && typ.kind != tKeyword {
+					return p.unexpected(typ, "tag")
 				}
 			}
 			st.GroupTags = append(st.GroupTags, name)

@@ -31,7 +31,7 @@ func TestParseErrors(t *testing.T) {
 		{`SELECT`, "found EOF, expected identifier, string, number, bool at line 1, char 7"},
 		{`SELECT v`, "found EOF, expected FROM at line 1, char 9"},
 		{`SELECT v FROM m WHERE`, "found EOF"},
-		{`SELECT v FROM m tz('Europe/Paris')`, "tz() is not supported"},
+		{`SELECT v FROM m tz('Mars/Olympus')`, "unknown time zone Mars/Olympus"},
 		{`SELECT v FROM m GROUP BY time(0s)`, "positive interval"},
 		{"SELECT v\nFROM m WHERE a = 'x", "unterminated string at line 2, char 18"},
 		{`SELECT v FROM m WHERE a =~ /[/`, "invalid regex"},
@@ -81,6 +81,9 @@ func FuzzParseQuery(f *testing.F) {
 		`SELECT mean("v") FROM "m" WHERE time > now() - 1h AND t =~ /a/ GROUP BY time(1m), * fill(0) ORDER BY time DESC LIMIT 1`,
 		`SELECT count(*) AS c FROM (SELECT v FROM m) WHERE v > 1; SHOW TAG VALUES WITH KEY IN (a, b)`,
 		`CREATE DATABASE x WITH DURATION 1d`, `SELECT a::field + 1.5e3 FROM db.rp./x/`, "'\"\\",
+		`SELECT mean(v) FROM m WHERE time >= '2020-03-29' GROUP BY time(1d), "h"::tag fill(null) tz('Europe/Paris')`,
+		`SELECT top(v, h, 3), x FROM m GROUP BY time(1h); SELECT bottom(v, 2) FROM m tz('UTC')`,
+		`SELECT count(distinct(v)), integral(v, 1m) FROM m; SELECT distinct(v) FROM m; SELECT max(v), h FROM m`,
 	} {
 		f.Add(s)
 	}

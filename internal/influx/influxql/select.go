@@ -59,6 +59,7 @@ type evalCtx struct {
 	f     *frame
 	i     int
 	aggs  []tsdb.Value
+	aux   []tsdb.Value // aux mode: the selected point's auxiliary values
 	gtags []tsdb.Tag
 }
 
@@ -69,6 +70,9 @@ type aggSlot struct {
 	arg   evalFn
 	field string // plain field argument (pushdown), "" otherwise
 	param float64
+	n     int      // top/bottom: number of points
+	tags  []string // top/bottom: tag arguments
+	unit  int64    // integral: unit (ns)
 }
 
 type transform struct {
@@ -114,6 +118,16 @@ type plan struct {
 	outerDims []string
 	// rowExprs are the WHERE conjuncts behind rowCond.
 	rowExprs []Expr
+	// loc is the tz() location (nil for UTC).
+	loc *time.Location
+	// auxMode: one selector with bare fields/tags, whose values come from
+	// the selected point (compiled into auxEvals).
+	auxMode  bool
+	auxEvals []evalFn
+	// multi is the slot of a top/bottom/distinct statement (several rows
+	// per window); integralOnly: integral() is the statement's only call.
+	multi        *aggSlot
+	integralOnly bool
 }
 
 // subOpts are what an outer query propagates into a subquery (as
@@ -132,6 +146,11 @@ type subOpts struct {
 func (e *Executor) selectTop(ctx context.Context, st *SelectStatement, pick func(string) (Database, error)) ([]*Row, error) {
 	bud := &budget{max: e.opts.MaxPoints}
 	rows, err := e.execSelect(ctx, st, pick, subOpts{tr: fullRange}, bud)
+	if st.Location != nil {
+		for _, r := range rows {
+			r.Loc = st.Location
+		}
+	}
 	if err != nil || st.Into == nil {
 		return rows, err
 	}
@@ -163,7 +182,7 @@ func (e *Executor) selectTop(ctx context.Context, st *SelectStatement, pick func
 }
 
 func (e *Executor) execSelect(ctx context.Context, st *SelectStatement, pick func(string) (Database, error), outer subOpts, bud *budget) ([]*Row, error) {
-	cond, tr, err := extractTime(st.Condition, e.opts.Now())
+	cond, tr, err := extractTimeIn(st.Condition, e.opts.Now(), st.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +389,7 @@ func wildcardTypeOK(fn string, t tsdb.ValueType) bool {
 		return true
 	}
 	switch fn {
-	case "count", "first", "last", "distinct", "elapsed", "mode", "sample":
+	case "count", "first", "last", "distinct", "elapsed", "mode", "sample", "count_distinct":
 		return true
 	case "min", "max":
 		return t != tsdb.String
@@ -380,6 +399,9 @@ func wildcardTypeOK(fn string, t tsdb.ValueType) bool {
 
 func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (*plan, error) {
 	pl := &plan{st: st, usedIdx: map[string]int{}, fields: map[string]bool{}, groupAll: st.GroupAll}
+	if st.Location != nil && st.Location != time.UTC {
+		pl.loc = st.Location
+	}
 	types := map[string]tsdb.ValueType{}
 	pl.types = types
 	fields := make([]string, len(fks))
@@ -467,6 +489,10 @@ func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (
 		}
 		sel = append(sel, f)
 	}
+	sel, err := pl.prepareCalls(sel)
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range sel {
 		if isAggregateCall(f.Expr) {
 			pl.isAgg = true
@@ -526,6 +552,10 @@ func compile(st *SelectStatement, cond Expr, fks []FieldKey, tagKeys []string) (
 	if pl.isAgg && st.Interval == 0 && len(pl.aggs) == 1 && selectorFns[pl.aggs[0].fn] {
 		pl.selectorTime = true
 	}
+	if len(pl.aggs) == 1 && multiRowFns[pl.aggs[0].fn] {
+		pl.multi = pl.aggs[0]
+	}
+	pl.integralOnly = len(pl.aggs) == 1 && pl.aggs[0].fn == "integral"
 	// WHERE: tag conjuncts become matchers or a per-series condition, the
 	// rest a per-row condition.
 	var tagOnly, rest []Expr
@@ -634,25 +664,18 @@ func (pl *plan) compileExpr(e Expr, aggMode bool) (evalFn, bool, error) {
 		if strings.EqualFold(e.Name, "time") {
 			return nil, false, errors.New("invalid use of time: compare it with a time literal in WHERE")
 		}
-		isField := e.Type == "field" || (e.Type != "tag" && pl.fields[e.Name])
-		if isField {
-			if aggMode {
+		if aggMode {
+			if !pl.auxMode {
 				return nil, false, errors.New("mixing aggregate and non-aggregate queries is not supported")
 			}
+			return pl.compileAux(e)
+		}
+		isField := e.Type == "field" || (e.Type != "tag" && pl.fields[e.Name])
+		if isField {
 			idx := pl.useField(e.Name)
 			return func(c *evalCtx) tsdb.Value { return c.f.cols[idx][c.i] }, true, nil
 		}
 		name := e.Name
-		if aggMode {
-			return func(c *evalCtx) tsdb.Value {
-				for _, t := range c.gtags {
-					if t.Key == name {
-						return tsdb.StringValue(t.Value)
-					}
-				}
-				return null
-			}, false, nil
-		}
 		missing := null // a selected tag the series lacks is null
 		if pl.condMode {
 			missing = tsdb.StringValue("") // but compares as '' in WHERE
@@ -756,6 +779,12 @@ func (pl *plan) compileExpr(e Expr, aggMode bool) (evalFn, bool, error) {
 }
 
 func (pl *plan) compileAgg(c *Call) (evalFn, bool, error) {
+	slot := &aggSlot{fn: c.Name}
+	if arg, ok, err := pl.compileExtAgg(c, slot); err != nil {
+		return nil, false, err
+	} else if ok {
+		return pl.addSlot(slot, arg)
+	}
 	want := 1
 	if c.Name == "percentile" {
 		want = 2
@@ -763,7 +792,6 @@ func (pl *plan) compileAgg(c *Call) (evalFn, bool, error) {
 	if len(c.Args) != want {
 		return nil, false, fmt.Errorf("invalid number of arguments for %s, expected %d, got %d", c.Name, want, len(c.Args))
 	}
-	slot := &aggSlot{fn: c.Name}
 	if c.Name == "percentile" {
 		switch p := c.Args[1].(type) {
 		case *IntegerLit:
@@ -775,18 +803,23 @@ func (pl *plan) compileAgg(c *Call) (evalFn, bool, error) {
 		}
 	}
 	arg := c.Args[0]
-	if v, ok := arg.(*VarRef); ok && (v.Type == "field" || (v.Type != "tag" && pl.fields[v.Name])) {
-		slot.field = v.Name
-		if t := pl.types[v.Name]; (t == tsdb.String || t == tsdb.Boolean) && !wildcardTypeOK(c.Name, t) {
-			return nil, false, fmt.Errorf("aggregate %s() is not supported for %s field %q", c.Name, t, v.Name)
-		}
-	}
 	if isAggregateCall(arg) {
 		return nil, false, fmt.Errorf("aggregate function %s() cannot take another aggregate as its argument", c.Name)
 	}
 	if _, ok := arg.(*VarRef); !ok && !(c.Name == "count" || c.Name == "sum" || c.Name == "mean" || c.Name == "min" || c.Name == "max") {
 		if _, isCall := arg.(*Call); isCall {
 			return nil, false, fmt.Errorf("expected field argument in %s()", c.Name)
+		}
+	}
+	return pl.addSlot(slot, arg)
+}
+
+// addSlot compiles the argument of an aggregate slot and adds the slot.
+func (pl *plan) addSlot(slot *aggSlot, arg Expr) (evalFn, bool, error) {
+	if v, ok := arg.(*VarRef); ok && (v.Type == "field" || (v.Type != "tag" && pl.fields[v.Name])) {
+		slot.field = v.Name
+		if t := pl.types[v.Name]; (t == tsdb.String || t == tsdb.Boolean) && !wildcardTypeOK(slot.fn, t) {
+			return nil, false, fmt.Errorf("aggregate %s() is not supported for %s field %q", slot.fn, t, v.Name)
 		}
 	}
 	ev, _, err := pl.compileExpr(arg, false)
@@ -841,6 +874,12 @@ func isTimeRef(e Expr) bool {
 
 // extractTime removes the time comparisons from the top-level AND of cond.
 func extractTime(cond Expr, now time.Time) (Expr, timeRange, error) {
+	return extractTimeIn(cond, now, nil)
+}
+
+// extractTimeIn is extractTime reading time strings without an offset in
+// loc (the statement's tz(); nil = UTC), as InfluxDB does.
+func extractTimeIn(cond Expr, now time.Time, loc *time.Location) (Expr, timeRange, error) {
 	tr := fullRange
 	var rest []Expr
 	for _, c := range conjuncts(cond) {
@@ -860,7 +899,7 @@ func extractTime(cond Expr, now time.Time) (Expr, timeRange, error) {
 					op = "<="
 				}
 			}
-			t, err := timeValue(other, now)
+			t, err := timeValue(other, now, loc)
 			if err != nil {
 				return nil, tr, err
 			}
@@ -904,13 +943,16 @@ func satAdd(t, d int64) int64 {
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
 
-func timeValue(e Expr, now time.Time) (int64, error) {
+func timeValue(e Expr, now time.Time, loc *time.Location) (int64, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
 	switch x := e.(type) {
 	case *ParenExpr:
-		return timeValue(x.Expr, now)
+		return timeValue(x.Expr, now, loc)
 	case *StringLit:
 		for _, l := range timeLayouts {
-			if t, err := time.Parse(l, x.Val); err == nil {
+			if t, err := time.ParseInLocation(l, x.Val, loc); err == nil {
 				return t.UnixNano(), nil
 			}
 		}
@@ -927,11 +969,11 @@ func timeValue(e Expr, now time.Time) (int64, error) {
 		}
 	case *BinaryExpr:
 		if x.Op == "+" || x.Op == "-" {
-			l, err := timeValue(x.LHS, now)
+			l, err := timeValue(x.LHS, now, loc)
 			if err != nil {
 				return 0, err
 			}
-			r, err := timeValue(x.RHS, now)
+			r, err := timeValue(x.RHS, now, loc)
 			if err != nil {
 				return 0, err
 			}
@@ -1065,7 +1107,8 @@ func compileCond(e Expr, fields map[string]bool) (evalFn, error) {
 // ---- execution ----
 
 func (pl *plan) pushdownOK(tr timeRange) bool {
-	if !pl.isAgg || pl.rowCond != nil || pl.st.Offset != 0 || pl.selectorTime || tr.start < 0 || len(pl.aggs) == 0 {
+	if !pl.isAgg || pl.rowCond != nil || pl.st.Offset != 0 || pl.selectorTime || tr.start < 0 || len(pl.aggs) == 0 ||
+		pl.auxMode || pl.loc != nil {
 		return false
 	}
 	for _, a := range pl.aggs {
@@ -1368,6 +1411,7 @@ type group struct {
 	name   string
 	tags   []tsdb.Tag
 	frames []*frame
+	integ  [][]intPoint // integral() input per slot
 	// aggregate state
 	wins   map[int64]int
 	winKey []int64
@@ -1380,7 +1424,7 @@ func (g *group) acc(pl *plan, w int64) []acc {
 	}
 	a := make([]acc, len(pl.aggs))
 	for k, s := range pl.aggs {
-		a[k].keepVals = needsVals(s.fn)
+		a[k].keepVals = needsVals(s.fn) && !(s.fn == "percentile" && pl.keepPercentilePoints())
 	}
 	g.wins[w] = len(g.accs)
 	g.winKey = append(g.winKey, w)
@@ -1415,17 +1459,9 @@ func (pl *plan) window(t int64) int64 {
 	if iv == 0 {
 		return 0
 	}
-	off := int64(pl.st.Offset)
-	return floorDiv(t-off, iv)*iv + off
+	return windowStart(t, iv, int64(pl.st.Offset), pl.loc)
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
 
 func (e *Executor) runPushdown(ctx context.Context, pl *plan, db Database, name string, tr timeRange, bud *budget) ([]*Row, error) {
 	groups := map[string]*group{}
@@ -1555,6 +1591,13 @@ func (e *Executor) feedAgg(ctx context.Context, pl *plan, g *group, tr timeRange
 		lo, hi := pl.frameRange(f, tr)
 		lastW, haveW := int64(0), false
 		var accs []acc
+		auxFn := func() []tsdb.Value { return pl.evalAux(c) }
+		topKey := ""
+		if pl.multi != nil && len(pl.multi.tags) > 0 {
+			for _, k := range pl.multi.tags {
+				topKey += tagValue(f.tags, k) + "\x00"
+			}
+		}
 		for i := lo; i < hi; i++ {
 			c.i = i
 			if pl.rowCond != nil && !truthy(pl.rowCond(c)) {
@@ -1566,7 +1609,31 @@ func (e *Executor) feedAgg(ctx context.Context, pl *plan, g *group, tr timeRange
 				accs = g.acc(pl, w)
 			}
 			for k, s := range pl.aggs {
-				accs[k].add(t, s.arg(c))
+				v := s.arg(c)
+				a := &accs[k]
+				switch s.fn {
+				case "top", "bottom":
+					a.addTop(s, t, v, topKey, auxFn)
+				case "distinct", "count_distinct":
+					a.addDistinct(t, v, s.fn == "distinct")
+				case "integral":
+					a.add(t, v)
+					if x, ok := v.Float(); ok && isNumeric(v) {
+						g.addIntegral(k, len(pl.aggs), t, x)
+					}
+				case "percentile":
+					a.add(t, v)
+					if isNumeric(v) && pl.keepPercentilePoints() {
+						a.pts = append(a.pts, selPoint{t: t, v: v, aux: pl.evalAux(c)})
+					}
+				default:
+					if pl.auxMode && a.selects(s.fn, t, v) {
+						a.add(t, v)
+						a.aux = pl.evalAux(c)
+					} else {
+						a.add(t, v)
+					}
+				}
 			}
 		}
 	}
@@ -1586,10 +1653,30 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 		if len(g.winKey) == 0 {
 			continue
 		}
+		if pl.multi != nil {
+			if r := e.finishMulti(pl, g, tr); r.Len() > 0 {
+				rows = append(rows, r)
+			}
+			continue
+		}
+		for k, pts := range g.integ {
+			if pts == nil {
+				continue
+			}
+			for w, sum := range pl.integralWindows(pts, pl.aggs[k].unit) {
+				a := &g.accs[g.wins[w]][k]
+				a.integ, a.integOK = sum, true
+			}
+		}
+		g.integ = nil
+		fill := st.Fill
+		if pl.integralOnly { // InfluxDB does not fill integral()
+			fill = FillNone
+		}
 		var wins []int64
 		if iv == 0 {
 			t := tr.start
-			if t == math.MinInt64 {
+			if t == math.MinInt64 || pl.integralOnly {
 				t = 0
 			}
 			wins = []int64{t}
@@ -1606,7 +1693,7 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 			if tr.end != math.MaxInt64 {
 				last = pl.window(tr.end - 1)
 			}
-			if st.Fill == FillNone {
+			if fill == FillNone {
 				wins = keys
 			} else {
 				n := (last-first)/iv + 1
@@ -1615,8 +1702,17 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 						return nil, err
 					}
 				}
-				for w := first; w <= last; w += iv {
+				zone := zoneOffset(pl.loc, first)
+				for w := first; w <= last; w = nextWindow(w, iv, pl.loc, &zone) {
 					wins = append(wins, w)
+				}
+				if pl.loc != nil {
+					// With an offset, InfluxDB's window arithmetic can place a
+					// point past a DST switch in a window the fill sequence
+					// steps over; keep such windows rather than lose data.
+					wins = append(wins, keys...)
+					slices.Sort(wins)
+					wins = slices.Compact(wins)
 				}
 			}
 		}
@@ -1624,12 +1720,16 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 		vals := make([][]tsdb.Value, len(wins)) // per window, per slot
 		times := make([]int64, len(wins))
 		present := make([]bool, len(wins))
+		var auxs [][]tsdb.Value
+		if pl.auxMode {
+			auxs = make([][]tsdb.Value, len(wins))
+		}
 		for wi, w := range wins {
 			vals[wi] = make([]tsdb.Value, nslots)
 			times[wi] = w
-			if st.Fill == FillNull { // InfluxDB: count() of an empty window is 0
+			if fill == FillNull { // InfluxDB: count() of an empty window is 0
 				for k, s := range pl.aggs {
-					if s.fn == "count" {
+					if s.fn == "count" || s.fn == "count_distinct" {
 						vals[wi][k] = tsdb.IntValue(0)
 					}
 				}
@@ -1646,14 +1746,19 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 					if pl.selectorTime {
 						times[wi] = t
 					}
+					if pl.auxMode {
+						auxs[wi] = g.accs[idx][k].auxFor(s.fn, s.param)
+					}
 				}
 			}
 		}
-		fillSlots(st, vals, present, times)
+		if fill != FillNone {
+			fillSlots(st, vals, present, times)
+		}
 		r := &Row{Name: g.name, Tags: g.tags}
 		var keep []int
 		for wi := range wins {
-			if st.Fill == FillNone && !present[wi] {
+			if fill == FillNone && !present[wi] {
 				continue
 			}
 			keep = append(keep, wi)
@@ -1667,6 +1772,9 @@ func (e *Executor) finishAgg(ctx context.Context, pl *plan, gs []*group, tr time
 		for ri, wi := range keep {
 			ts[ri] = times[wi]
 			c.aggs = vals[wi]
+			if auxs != nil {
+				c.aux = auxs[wi]
+			}
 			for ci, col := range pl.cols {
 				base[ci] = append(base[ci], col.eval(c))
 			}
