@@ -1462,7 +1462,6 @@ func (pl *plan) window(t int64) int64 {
 	return windowStart(t, iv, int64(pl.st.Offset), pl.loc)
 }
 
-
 func (e *Executor) runPushdown(ctx context.Context, pl *plan, db Database, name string, tr timeRange, bud *budget) ([]*Row, error) {
 	groups := map[string]*group{}
 	every := pl.st.Interval
