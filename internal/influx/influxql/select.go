@@ -73,6 +73,32 @@ type aggSlot struct {
 	n     int      // top/bottom: number of points
 	tags  []string // top/bottom: tag arguments
 	unit  int64    // integral: unit (ns)
+	kind  slotKind // how rows are folded (feedAgg)
+}
+
+// slotKind says how feedAgg folds a slot's input.
+type slotKind uint8
+
+const (
+	kindPlain slotKind = iota
+	kindTop
+	kindDistinct
+	kindIntegral
+	kindPercentile
+)
+
+func slotKindOf(fn string) slotKind {
+	switch fn {
+	case "top", "bottom":
+		return kindTop
+	case "distinct", "count_distinct":
+		return kindDistinct
+	case "integral":
+		return kindIntegral
+	case "percentile":
+		return kindPercentile
+	}
+	return kindPlain
 }
 
 type transform struct {
@@ -827,6 +853,7 @@ func (pl *plan) addSlot(slot *aggSlot, arg Expr) (evalFn, bool, error) {
 		return nil, false, err
 	}
 	slot.arg = ev
+	slot.kind = slotKindOf(slot.fn)
 	k := len(pl.aggs)
 	pl.aggs = append(pl.aggs, slot)
 	return func(c *evalCtx) tsdb.Value { return c.aggs[k] }, true, nil
@@ -1610,17 +1637,17 @@ func (e *Executor) feedAgg(ctx context.Context, pl *plan, g *group, tr timeRange
 			for k, s := range pl.aggs {
 				v := s.arg(c)
 				a := &accs[k]
-				switch s.fn {
-				case "top", "bottom":
+				switch s.kind {
+				case kindTop:
 					a.addTop(s, t, v, topKey, auxFn)
-				case "distinct", "count_distinct":
+				case kindDistinct:
 					a.addDistinct(t, v, s.fn == "distinct")
-				case "integral":
+				case kindIntegral:
 					a.add(t, v)
 					if x, ok := v.Float(); ok && isNumeric(v) {
 						g.addIntegral(k, len(pl.aggs), t, x)
 					}
-				case "percentile":
+				case kindPercentile:
 					a.add(t, v)
 					if isNumeric(v) && pl.keepPercentilePoints() {
 						a.pts = append(a.pts, selPoint{t: t, v: v, aux: pl.evalAux(c)})
