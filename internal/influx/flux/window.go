@@ -267,4 +267,3 @@ func satAdd(a, b int64) int64 {
 	}
 	return a + b
 }
-
