@@ -216,3 +216,20 @@ func TestV2ManagementAuth(t *testing.T) {
 		t.Fatalf("page: %+v", *page)
 	}
 }
+
+// TestFluxUnknownNamesHTTP: misspelt functions and arguments are 400
+// {"code":"invalid"} naming them.
+func TestFluxUnknownNamesHTTP(t *testing.T) {
+	s := newTestServer(t, false, nil)
+	hdr := map[string]string{"Authorization": "Token " + testToken, "Content-Type": "application/vnd.flux"}
+	for q, want := range map[string]string{
+		`from(bucket: "edgewise") |> range(start: -1h) |> window(evry: 1m)`:           `window(): unknown argument evry`,
+		`from(bucket: "edgewise") |> range(start: -1h) |> movingAvg(n: 3)`:            `undefined identifier movingAvg`,
+		`from(bucket: "edgewise") |> range(start: -1h) |> join(tables: {a: 1, b: 2})`: `join: on must name at least one column`,
+	} {
+		code, body := s.post(t, "/api/v2/query?org=o", q, hdr)
+		if code != 400 || !strings.Contains(body, `"code":"invalid"`) || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %s, want 400 naming %q", q, code, body, want)
+		}
+	}
+}
