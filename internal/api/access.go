@@ -80,13 +80,20 @@ func (a *API) audit(r *http.Request, pattern string, p access.Principal, sw *sta
 	}
 }
 
-// influxScoped marks Influx requests with the scope they need: writes need
-// telemetry:write, everything else telemetry:read.
+// influxScoped marks Influx requests with the scope they need: writes and
+// deletes of points need telemetry:write, creating or dropping buckets
+// admin, everything else telemetry:read.
 func influxScoped(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scope := access.TelemetryRead
 		if r.URL.Path == "/write" || r.URL.Path == "/api/v2/write" {
 			scope = access.TelemetryWrite
+		}
+		if r.URL.Path == "/api/v2/delete" {
+			scope = access.TelemetryWrite
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/v2/buckets") && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			scope = access.Admin
 		}
 		h.ServeHTTP(w, r.WithContext(access.WithScope(r.Context(), scope)))
 	})

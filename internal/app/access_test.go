@@ -71,6 +71,34 @@ func TestTokensAndAudit(t *testing.T) {
 	if st := influx("GET", "/query?db=edgewise&q=SELECT+*+FROM+telemetry", "", writer.Secret); st != 401 && st != 403 {
 		t.Fatalf("influx query with things:write token: %d", st)
 	}
+	// v2 management: a read-only token lists buckets but neither creates
+	// nor drops them, nor deletes points; telemetry:write deletes points
+	// but manages no buckets; the admin token does both.
+	if st := influx("GET", "/api/v2/buckets?name=edgewise", "", ro.Secret); st != 200 {
+		t.Fatalf("read-only bucket list: %d", st)
+	}
+	if st := influx("POST", "/api/v2/buckets", `{"name": "ro-made"}`, ro.Secret); st != 401 && st != 403 {
+		t.Fatalf("read-only bucket create: %d", st)
+	}
+	if st := influx("POST", "/api/v2/buckets", `{"name": "gw-made"}`, tele.Secret); st != 401 && st != 403 {
+		t.Fatalf("telemetry:write bucket create: %d", st)
+	}
+	delBody := `{"start": "2023-01-01T00:00:00Z", "stop": "2024-01-01T00:00:00Z", "predicate": "_measurement=\"telemetry\""}`
+	if st := influx("POST", "/api/v2/delete?org=o&bucket=edgewise", delBody, ro.Secret); st != 401 && st != 403 {
+		t.Fatalf("read-only delete: %d", st)
+	}
+	if st := influx("POST", "/api/v2/delete?org=o&bucket=edgewise", delBody, tele.Secret); st != 204 {
+		t.Fatalf("telemetry:write delete: %d", st)
+	}
+	if st := influx("POST", "/api/v2/buckets", `{"name": "admin-made"}`, s.token); st != 201 {
+		t.Fatalf("admin bucket create: %d", st)
+	}
+	if st := influx("DELETE", "/api/v2/buckets/"+influxBucketID(t, s, "admin-made"), "", ro.Secret); st != 401 && st != 403 {
+		t.Fatalf("read-only bucket drop: %d", st)
+	}
+	if st := influx("DELETE", "/api/v2/buckets/"+influxBucketID(t, s, "admin-made"), "", s.token); st != 204 {
+		t.Fatalf("admin bucket drop: %d", st)
+	}
 	// Revocation takes effect at once; the admin token keeps working.
 	s.must("DELETE", "/api/v1/tokens/"+writer.Token.ID, nil, nil, 200)
 	if st := s.call("GET", "/api/v1/things", nil, nil, writer.Secret); st != 401 {
@@ -122,4 +150,17 @@ func TestTokensAndAudit(t *testing.T) {
 	if len(audit.Entries) != 2 || audit.Entries[0].ID >= last || audit.Entries[1].ID >= audit.Entries[0].ID {
 		t.Fatalf("audit page 2 after id %d: %+v", last, audit.Entries)
 	}
+}
+
+// influxBucketID looks a bucket's ID up through GET /api/v2/buckets.
+func influxBucketID(t *testing.T, s *testServer, name string) string {
+	t.Helper()
+	var list struct {
+		Buckets []struct{ ID, Name string } `json:"buckets"`
+	}
+	s.must("GET", "/api/v2/buckets?name="+name, nil, &list, 200)
+	if len(list.Buckets) != 1 || list.Buckets[0].Name != name {
+		t.Fatalf("bucket %s: %+v", name, list)
+	}
+	return list.Buckets[0].ID
 }

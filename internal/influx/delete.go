@@ -12,7 +12,8 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
 
-// deleteV2 serves InfluxDB 2.x's POST /api/v2/delete?org=&bucket=: the
+// deleteV2 serves InfluxDB 2.x's POST /api/v2/delete?org=&bucket= (or
+// bucketID=, see BucketID): the
 // JSON body names an inclusive time range and an optional predicate of
 // key="value" terms joined by AND (_measurement selects the measurement;
 // without it every measurement of the bucket is affected). The samples go
@@ -28,6 +29,14 @@ func (h *Handler) deleteV2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bucket := r.URL.Query().Get("bucket")
+	if id := r.URL.Query().Get("bucketID"); bucket == "" && id != "" { // DeleteAPI.Delete sends IDs
+		info, ok := h.bucketByID(id)
+		if !ok {
+			h.fail(w, r, http.StatusNotFound, "", fmt.Sprintf("bucket %q not found", id))
+			return
+		}
+		bucket = info.Name
+	}
 	if bucket == "" {
 		h.fail(w, r, http.StatusBadRequest, "", "bucket is required")
 		return

@@ -6,6 +6,9 @@
 //   - GET/POST /query, POST /api/v2/query    InfluxQL and Flux (query.go and the
 //     influxql and flux subpackages)
 //   - GET/HEAD /ping, GET /health           liveness as InfluxDB answers it
+//   - POST /api/v2/delete                   deletes (delete.go)
+//   - GET /api/v2/orgs, GET/POST /api/v2/buckets, GET/DELETE
+//     /api/v2/buckets/{id}                  the v2 management API (v2api.go)
 //
 // The line protocol parser lives in the leaf package lineproto.
 //
@@ -39,6 +42,18 @@
 // (ParseDeletePredicate; _measurement picks the measurement, otherwise all
 // of the bucket's). InfluxQL DELETE and DROP SERIES reach the same
 // tsdb.DB.Delete through the query store.
+//
+// # Organisations and buckets
+//
+// v2api.go serves what the official clients' OrganizationsAPI and
+// BucketsAPI call. Buckets are the catalog's databases, with IDs derived
+// from their names (BucketID) and their retention as retentionRules;
+// creating one creates a database (422 when it exists), deleting one
+// drops it (never the default database). There is one organisation,
+// named Options.Org ("edgewise"), which answers to any name a client
+// asks for, since writes and queries ignore org= too. These routes
+// authenticate like the others; which scope an API token needs is the
+// mounting API's business (internal/api asks admin to create or drop).
 //
 // Query routes are added by query.go: when the package has a method
 // registerQueryRoutes on *Handler, New calls it after registering the

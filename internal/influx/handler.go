@@ -48,6 +48,9 @@ type Options struct {
 	// the samples one query statement may materialise (default 50M).
 	QueryTimeout   time.Duration
 	QueryMaxPoints int
+	// Org names the organisation of the v2 API (default "edgewise"); any
+	// name a client sends is accepted, as writes and queries do.
+	Org string
 }
 
 // Handler is the Influx-compatible HTTP API.
@@ -83,6 +86,10 @@ func New(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("/write", h.writeV1)
 	h.mux.HandleFunc("/api/v2/write", h.writeV2)
 	h.mux.HandleFunc("/api/v2/delete", h.deleteV2)
+	h.mux.HandleFunc("/api/v2/orgs", h.orgs)
+	h.mux.HandleFunc("/api/v2/orgs/", h.orgs)
+	h.mux.HandleFunc("/api/v2/buckets", h.buckets)
+	h.mux.HandleFunc("/api/v2/buckets/", h.buckets)
 	if q, ok := any(h).(interface{ registerQueryRoutes() }); ok {
 		q.registerQueryRoutes()
 	} else {
@@ -97,7 +104,8 @@ func New(opts Options) (*Handler, error) {
 
 // Paths are the URL paths the Handler serves, for mounting it.
 func Paths() []string {
-	return []string{"/ping", "/health", "/write", "/api/v2/write", "/query", "/api/v2/query", "/api/v2/delete"}
+	return []string{"/ping", "/health", "/write", "/api/v2/write", "/query", "/api/v2/query", "/api/v2/delete",
+		"/api/v2/orgs", "/api/v2/orgs/", "/api/v2/buckets", "/api/v2/buckets/"}
 }
 
 // ServeHTTP dispatches to the Influx routes.

@@ -2,6 +2,8 @@ package flux
 
 import (
 	"cmp"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -13,27 +15,60 @@ type builtinFn func(x *run, args *record, pipe *stream) (Value, error)
 
 func builtins() map[string]Value {
 	m := map[string]Value{}
-	add := func(name string, f builtinFn) {
-		m[name] = Value{Kind: KFunc, x: &ext{fn: &function{name: name, builtin: f}}}
+	add := func(name string, f builtinFn, params ...string) {
+		if params == nil {
+			params = []string{}
+		}
+		m[name] = Value{Kind: KFunc, x: &ext{fn: &function{name: name, builtin: f, params: params}}}
 	}
-	add("from", bFrom)
-	add("range", bRange)
-	add("filter", bFilter)
-	add("aggregateWindow", bAggregateWindow)
+	add("from", bFrom, "bucket", "org")
+	add("range", bRange, "start", "stop")
+	add("filter", bFilter, "fn", "onEmpty")
+	add("aggregateWindow", bAggregateWindow, "every", "fn", "createEmpty", "column", "timeSrc", "timeDst", "period", "offset", "location")
 	for name := range aggNames {
-		add(name, aggregateFn(name))
+		if name == "stddev" {
+			add(name, aggregateFn(name), "column", "mode")
+			continue
+		}
+		add(name, aggregateFn(name), "column")
 	}
-	add("group", bGroup)
-	add("keep", bKeep)
-	add("drop", bDrop)
-	add("rename", bRename)
-	add("limit", bLimit)
-	add("sort", bSort)
-	add("yield", bYield)
-	add("pivot", bPivot)
-	add("map", bMap)
+	add("group", bGroup, "columns", "mode")
+	add("keep", bKeep, "columns")
+	add("drop", bDrop, "columns")
+	add("rename", bRename, "columns")
+	add("limit", bLimit, "n", "offset")
+	add("sort", bSort, "columns", "desc")
+	add("yield", bYield, "name")
+	add("pivot", bPivot, "rowKey", "columnKey", "valueColumn")
+	add("map", bMap, "fn", "mergeKey")
+	add("window", bWindow, "every", "period", "offset", "createEmpty", "timeColumn", "startColumn", "stopColumn", "location")
+	add("duplicate", bDuplicate, "column", "as")
+	add("set", bSet, "key", "value")
+	add("fill", bFill, "column", "value", "usePrevious")
+	add("timeShift", bTimeShift, "duration", "columns")
+	add("difference", bDifference, "nonNegative", "columns", "keepFirst", "initialZero")
+	add("derivative", bDerivative, "unit", "nonNegative", "columns", "timeColumn", "initialZero")
+	add("cumulativeSum", bCumulativeSum, "columns")
+	add("increase", bIncrease, "columns")
+	add("movingAverage", bMovingAverage, "n")
+	add("elapsed", bElapsed, "unit", "timeColumn", "columnName")
+	add("distinct", bDistinct, "column")
+	add("unique", bUnique, "column")
+	add("top", topBottom(true), "n", "columns")
+	add("bottom", topBottom(false), "n", "columns")
+	add("tail", bTail, "n", "offset")
+	add("union", bUnion, "tables")
+	add("join", bJoin, "tables", "on", "method")
+	add("reduce", bReduce, "fn", "identity")
+	add("now", bNow)
+	for _, name := range []string{"int", "uint", "float", "string", "bool", "time", "duration"} {
+		add(name, convertFn(name), "v")
+	}
+	m["inf"] = Duration(math.MaxInt64, 0)
 	return m
 }
+
+func bNow(x *run, _ *record, _ *stream) (Value, error) { return Time(x.now), nil }
 
 // ---- argument helpers ----
 
@@ -147,7 +182,15 @@ func bFilter(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	if pipe.src != nil {
+	onEmpty, err := stringArg(args, "onEmpty", "drop")
+	if err != nil {
+		return Value{}, err
+	}
+	if onEmpty != "drop" && onEmpty != "keep" {
+		return Value{}, invalidf("filter: onEmpty must be \"drop\" or \"keep\"")
+	}
+	keepEmpty := onEmpty == "keep"
+	if pipe.src != nil && !keepEmpty {
 		if !pipe.src.hasRange {
 			return Value{}, invalidf("from() must be followed by range() before filter()")
 		}
@@ -157,8 +200,12 @@ func bFilter(x *run, args *record, pipe *stream) (Value, error) {
 		}
 		return streamValue(&stream{src: src}), nil
 	}
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
 	var out []*Table
-	for _, t := range pipe.tables {
+	for _, t := range in {
 		nt := &Table{Cols: t.Cols}
 		for _, row := range t.Rows {
 			v, err := x.evalOnRow(f, param, t, row)
@@ -169,7 +216,10 @@ func bFilter(x *run, args *record, pipe *stream) (Value, error) {
 				nt.Rows = append(nt.Rows, row)
 			}
 		}
-		if len(nt.Rows) > 0 {
+		if len(nt.Rows) > 0 || keepEmpty {
+			if len(nt.Rows) == 0 {
+				nt.empty = t.keyRow()
+			}
 			out = append(out, nt)
 		}
 	}
@@ -204,34 +254,40 @@ func bAggregateWindow(x *run, args *record, pipe *stream) (Value, error) {
 	if ev.months() != 0 || ev.I <= 0 {
 		return Value{}, invalidf("aggregateWindow: every must be a positive fixed duration (calendar months are not supported)")
 	}
-	fn, ok := aggName(argOr(args, "fn", Value{}))
-	if !ok {
-		return Value{}, invalidf("aggregateWindow: fn must be one of mean, sum, count, min, max, first, last, median, spread, stddev")
+	w, err := windowArgs(args)
+	if err != nil {
+		return Value{}, fmt.Errorf("aggregateWindow: %w", err)
 	}
-	createEmpty := true
-	if v, ok, err := argKind(args, "createEmpty", KBool, false); err != nil {
+	if err := utcLocation(args); err != nil {
 		return Value{}, err
-	} else if ok {
-		createEmpty = v.truthy()
 	}
-	column := "_value"
-	if v, ok, err := argKind(args, "column", KString, false); err != nil {
+	fv := argOr(args, "fn", Value{})
+	if fv.Kind != KFunc {
+		return Value{}, invalidf("aggregateWindow: fn must be an aggregate function such as mean, or a function (column, tables=<-) => ...")
+	}
+	createEmpty, err := boolArg(args, "createEmpty", true)
+	if err != nil {
 		return Value{}, err
-	} else if ok {
-		column = v.S
 	}
-	timeSrc := "_stop"
-	if v, ok, err := argKind(args, "timeSrc", KString, false); err != nil {
+	column, err := stringArg(args, "column", "_value")
+	if err != nil {
 		return Value{}, err
-	} else if ok {
-		timeSrc = v.S
 	}
-	if _, ok := args.get("offset"); ok {
-		return Value{}, invalidf("aggregateWindow: offset is not supported")
+	timeSrc, err := stringArg(args, "timeSrc", "_stop")
+	if err != nil {
+		return Value{}, err
 	}
-	every := ev.I
+	timeDst, err := stringArg(args, "timeDst", "_time")
+	if err != nil {
+		return Value{}, err
+	}
+	fn, builtin := aggName(fv)
+	if !builtin || w.every == infinity || w.period != w.every || timeDst != "_time" || (timeSrc != "_stop" && timeSrc != "_start") {
+		return x.aggregateWindowGeneric(pipe, fv.x.fn, w, createEmpty, column, timeSrc, timeDst)
+	}
+	every := w.every
 	var tables []*Table
-	pushdown := pipe.src != nil && len(pipe.src.rowFilters) == 0 && column == "_value" && timeSrc == "_stop"
+	pushdown := pipe.src != nil && len(pipe.src.rowFilters) == 0 && column == "_value" && timeSrc == "_stop" && w.offset == 0
 	switch fn {
 	case "median", "spread", "stddev":
 		pushdown = false
@@ -249,7 +305,7 @@ func bAggregateWindow(x *run, args *record, pipe *stream) (Value, error) {
 			return Value{}, err
 		}
 		for _, t := range in {
-			nt, err := windowTable(t, fn, every, column, timeSrc)
+			nt, err := windowTable(t, fn, w, column, timeSrc)
 			if err != nil {
 				return Value{}, err
 			}
@@ -260,7 +316,7 @@ func bAggregateWindow(x *run, args *record, pipe *stream) (Value, error) {
 	}
 	if createEmpty {
 		for _, t := range tables {
-			if err := x.fillEmpty(t, fn, every, column); err != nil {
+			if err := x.fillEmpty(t, fn, w, column, timeSrc); err != nil {
 				return Value{}, err
 			}
 		}
@@ -268,17 +324,78 @@ func bAggregateWindow(x *run, args *record, pipe *stream) (Value, error) {
 	return streamValue(&stream{tables: tables}), nil
 }
 
+// utcLocation refuses a location argument other than UTC.
+func utcLocation(args *record) error {
+	loc, ok := args.get("location")
+	if !ok {
+		return nil
+	}
+	if loc.Kind == KRecord {
+		z, _ := loc.x.rec.get("zone")
+		off, _ := loc.x.rec.get("offset")
+		if (z.Kind == KNull || z.S == "UTC") && off.I == 0 && off.months() == 0 {
+			return nil
+		}
+	}
+	return invalidf("location: only UTC is supported")
+}
+
+// aggregateWindowGeneric is aggregateWindow as Flux defines it: window,
+// the aggregate, the window's timeSrc copied to timeDst, and the windows
+// merged again.
+func (x *run) aggregateWindowGeneric(pipe *stream, fn *function, w windowSpec, createEmpty bool, column, timeSrc, timeDst string) (Value, error) {
+	in, err := x.materialize(pipe)
+	if err != nil {
+		return Value{}, err
+	}
+	start, stop, bounded := pipe.bounds()
+	windowed, err := x.window(in, w, start, stop, bounded, createEmpty, "_time", "_start", "_stop")
+	if err != nil {
+		return Value{}, err
+	}
+	ws := &stream{tables: windowed, start: start, stop: stop, bounded: bounded}
+	fargs := newRecord()
+	fargs.set("column", Str(column))
+	if fn.arrow != nil && !slices.ContainsFunc(fn.arrow.Params, func(p Property) bool { return p.Key == "column" }) {
+		fargs = newRecord()
+	}
+	agg, err := x.apply(fn, fargs, ws)
+	if err != nil {
+		return Value{}, err
+	}
+	if agg.Kind != KStream {
+		return Value{}, invalidf("aggregateWindow: fn must return a table stream, got %s", agg.Kind)
+	}
+	aggregated, err := x.materialize(agg.x.st)
+	if err != nil {
+		return Value{}, err
+	}
+	dup := newRecord()
+	dup.set("column", Str(timeSrc))
+	dup.set("as", Str(timeDst))
+	d, err := bDuplicate(x, dup, &stream{tables: aggregated})
+	if err != nil {
+		return Value{}, err
+	}
+	out, err := x.window(d.x.st.tables, windowSpec{every: infinity, period: infinity}, start, stop, bounded, false, timeDst, "_start", "_stop")
+	if err != nil {
+		return Value{}, err
+	}
+	return streamValue(&stream{tables: out}), nil
+}
+
 func keyTime(t *Table, label string) (int64, bool) {
-	i := t.idx(label)
-	if i < 0 || len(t.Rows) == 0 || t.Rows[0][i].Kind != KTime {
+	i, kr := t.idx(label), t.keyRow()
+	if i < 0 || kr == nil || kr[i].Kind != KTime {
 		return 0, false
 	}
-	return t.Rows[0][i].I, true
+	return kr[i].I, true
 }
 
 // windowTable aggregates one table into epoch-aligned windows of every,
 // stamped with the window stop clipped to the table's _stop.
-func windowTable(t *Table, fn string, every int64, column, timeSrc string) (*Table, error) {
+func windowTable(t *Table, fn string, w windowSpec, column, timeSrc string) (*Table, error) {
+	every, off := w.every, w.offset
 	ti, vi := t.idx("_time"), t.idx(column)
 	if ti < 0 || vi < 0 {
 		return nil, invalidf("aggregateWindow: table has no _time or %s column", column)
@@ -305,18 +422,18 @@ func windowTable(t *Table, fn string, every int64, column, timeSrc string) (*Tab
 	rows := slices.Clone(t.Rows)
 	slices.SortStableFunc(rows, func(a, b []Value) int { return cmp.Compare(a[ti].I, b[ti].I) })
 	for lo := 0; lo < len(rows); {
-		k := floorDiv(rows[lo][ti].I, every)
+		k := floorDiv(rows[lo][ti].I-off, every)
 		hi := lo
 		var a aggState
-		for hi < len(rows) && floorDiv(rows[hi][ti].I, every) == k {
+		for hi < len(rows) && floorDiv(rows[hi][ti].I-off, every) == k {
 			if err := a.add(fn, hi, rows[hi][vi]); err != nil {
 				return nil, err
 			}
 			hi++
 		}
-		label := min((k+1)*every, stop)
+		label := min((k+1)*every+off, stop)
 		if timeSrc == "_start" {
-			label = max(k*every, start)
+			label = max(k*every+off, start)
 		}
 		src := rows[lo]
 		v := a.result(fn)
@@ -348,14 +465,16 @@ func windowTable(t *Table, fn string, every int64, column, timeSrc string) (*Tab
 }
 
 // fillEmpty adds rows (null, or 0 for count) for windows without data.
-func (x *run) fillEmpty(t *Table, fn string, every int64, column string) error {
+func (x *run) fillEmpty(t *Table, fn string, w windowSpec, column, timeSrc string) error {
+	every, off := w.every, w.offset
 	start, ok1 := keyTime(t, "_start")
 	stop, ok2 := keyTime(t, "_stop")
 	ti, vi := t.idx("_time"), t.idx(column)
 	if !ok1 || !ok2 || ti < 0 || vi < 0 || stop <= start {
 		return nil
 	}
-	n := floorDiv(stop-1, every) - floorDiv(start, every) + 1
+	first, last := floorDiv(start-off, every), floorDiv(stop-1-off, every)
+	n := last - first + 1
 	if n > int64(len(t.Rows)) {
 		if err := x.take(int(min(n, 1<<40)) - len(t.Rows)); err != nil {
 			return err
@@ -366,8 +485,11 @@ func (x *run) fillEmpty(t *Table, fn string, every int64, column string) error {
 		have[r[ti].I] = true
 	}
 	tmpl := t.Rows[0]
-	for k := floorDiv(start, every); k <= floorDiv(stop-1, every); k++ {
-		label := min((k+1)*every, stop)
+	for k := first; k <= last; k++ {
+		label := min((k+1)*every+off, stop)
+		if timeSrc == "_start" {
+			label = max(k*every+off, start)
+		}
 		if have[label] {
 			continue
 		}
@@ -398,17 +520,28 @@ func aggregateFn(fn string) builtinFn {
 		} else if ok {
 			column = v.S
 		}
+		population := false
+		if v, ok, err := argKind(args, "mode", KString, false); err != nil {
+			return Value{}, err
+		} else if ok {
+			if v.S != "sample" && v.S != "population" {
+				return Value{}, invalidf("stddev: mode must be \"sample\" or \"population\"")
+			}
+			population = v.S == "population"
+		}
 		in, err := x.materialize(pipe)
 		if err != nil {
 			return Value{}, err
 		}
 		var out []*Table
+		regroup := false
 		for _, t := range in {
 			vi := t.idx(column)
 			if vi < 0 {
 				return Value{}, invalidf("%s: column %q not found", fn, column)
 			}
-			var a aggState
+			regroup = regroup || t.Cols[vi].Key
+			a := aggState{population: population}
 			for i, row := range t.Rows {
 				if err := a.add(fn, i, row[vi]); err != nil {
 					return Value{}, err
@@ -420,13 +553,16 @@ func aggregateFn(fn string) builtinFn {
 				}
 				continue
 			}
+			// The output is the group key and the aggregated column (which
+			// leaves the key when it was part of it).
 			nt := &Table{}
 			var row []Value
+			kr := t.keyRow()
 			for i, c := range t.Cols {
-				if c.Key {
+				if c.Key && i != vi {
 					nt.Cols = append(nt.Cols, c)
-					if len(t.Rows) > 0 {
-						row = append(row, t.Rows[0][i])
+					if kr != nil {
+						row = append(row, kr[i])
 					} else {
 						row = append(row, Value{})
 					}
@@ -436,6 +572,9 @@ func aggregateFn(fn string) builtinFn {
 			nt.Rows = [][]Value{append(row, a.result(fn))}
 			out = append(out, nt)
 		}
+		if regroup {
+			out = merge(out)
+		}
 		return streamValue(&stream{tables: out}), nil
 	}
 }
@@ -444,15 +583,16 @@ func aggregateFn(fn string) builtinFn {
 
 func keyString(t *Table) string {
 	var b strings.Builder
+	kr := t.keyRow()
 	for i, c := range t.Cols {
 		if !c.Key {
 			continue
 		}
 		b.WriteString(c.Label)
 		b.WriteByte(0)
-		if len(t.Rows) > 0 {
-			b.WriteString(t.Rows[0][i].String())
-			b.WriteByte(byte(t.Rows[0][i].Kind))
+		if kr != nil {
+			b.WriteString(kr[i].String())
+			b.WriteByte(byte(kr[i].Kind))
 		}
 		b.WriteByte(0)
 	}
@@ -479,6 +619,9 @@ func merge(tables []*Table) []*Table {
 			continue
 		}
 		nt := &Table{Cols: slices.Clone(g[0].Cols)}
+		if kr := g[0].keyRow(); kr != nil {
+			nt.empty = slices.Clone(kr)
+		}
 		for _, t := range g[1:] {
 			for _, c := range t.Cols {
 				if nt.idx(c.Label) < 0 {
@@ -500,6 +643,9 @@ func merge(tables []*Table) []*Table {
 				}
 				nt.Rows = append(nt.Rows, row)
 			}
+		}
+		for len(nt.empty) > 0 && len(nt.empty) < len(nt.Cols) {
+			nt.empty = append(nt.empty, Value{})
 		}
 		out = append(out, nt)
 	}

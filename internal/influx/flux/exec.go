@@ -73,6 +73,18 @@ type Column struct {
 type Table struct {
 	Cols []Column
 	Rows [][]Value
+	// empty holds the group key values (aligned with Cols) of a table
+	// without rows, such as the empty windows of window(createEmpty: true).
+	empty []Value
+}
+
+// keyRow returns a row carrying the table's group key values: the first
+// row, or the key of an empty table (nil when unknown).
+func (t *Table) keyRow() []Value {
+	if len(t.Rows) > 0 {
+		return t.Rows[0]
+	}
+	return t.empty
 }
 
 func (t *Table) idx(label string) int {
@@ -107,6 +119,18 @@ type source struct {
 type stream struct {
 	src    *source // non-nil until materialised
 	tables []*Table
+	// bounds are the time bounds of range() that the tables descend from
+	// (window() clips to them); bounded is false when unknown.
+	start, stop int64
+	bounded     bool
+}
+
+// bounds returns the stream's range() bounds.
+func (s *stream) bounds() (start, stop int64, ok bool) {
+	if s.src != nil {
+		return s.src.start, s.src.stop, s.src.hasRange
+	}
+	return s.start, s.stop, s.bounded
 }
 
 type function struct {
@@ -114,6 +138,8 @@ type function struct {
 	arrow   *Arrow
 	env     *env
 	builtin func(x *run, args *record, pipe *stream) (Value, error)
+	// params lists a builtin's arguments; others are refused (nil: any).
+	params []string
 }
 
 type env struct {
@@ -158,9 +184,6 @@ func (e *Executor) Execute(ctx context.Context, src string, now time.Time) ([]Re
 	}
 	x := &run{ctx: ctx, ex: e, now: now.UnixNano()}
 	root := &env{vars: builtins()}
-	root.vars["now"] = Value{Kind: KFunc, x: &ext{fn: &function{name: "now", builtin: func(x *run, _ *record, _ *stream) (Value, error) {
-		return Time(x.now), nil
-	}}}}
 	top := &env{parent: root, vars: map[string]Value{}}
 	for _, st := range prog {
 		switch st := st.(type) {
@@ -261,6 +284,10 @@ func (x *run) evalRow(n Node, e *env, re *rowEnv) (Value, error) {
 		idx, err := x.evalRow(n.Idx, e, re)
 		if err != nil {
 			return Value{}, err
+		}
+		if obj.Kind == KRecord && idx.Kind == KString {
+			v, _ := obj.x.rec.get(idx.S)
+			return v, nil
 		}
 		if obj.Kind != KArray || idx.Kind != KInt {
 			return Value{}, invalidf("cannot index a %s with a %s", obj.Kind, idx.Kind)
@@ -461,11 +488,30 @@ func (x *run) apply(f *function, args *record, pipe *stream) (Value, error) {
 		return Value{}, err
 	}
 	if f.builtin != nil {
+		if f.params != nil {
+			if t, ok := args.get("tables"); ok && t.Kind == KStream && pipe == nil && !slices.Contains(f.params, "tables") {
+				pipe = t.x.st // f(tables: s) is s |> f()
+				args = without(args, "tables")
+			}
+			for _, k := range args.keys {
+				if !slices.Contains(f.params, k) {
+					return Value{}, invalidf("%s(): unknown argument %s (arguments: %s)", f.name, k, strings.Join(f.params, ", "))
+				}
+			}
+		}
 		v, err := f.builtin(x, args, pipe)
 		if err != nil && f.name != "" && errors.Is(err, ErrInvalid) && !strings.Contains(err.Error(), f.name) {
 			return Value{}, fmt.Errorf("%s(): %w", f.name, err)
 		}
+		if err == nil && v.Kind == KStream && pipe != nil && v.x.st != pipe {
+			inheritBounds(v.x.st, pipe)
+		}
 		return v, err
+	}
+	for _, k := range args.keys {
+		if !slices.ContainsFunc(f.arrow.Params, func(p Property) bool { return p.Key == k }) {
+			return Value{}, invalidf("unknown argument %s for a function of (%s)", k, paramNames(f.arrow.Params))
+		}
 	}
 	local := &env{parent: f.env, vars: map[string]Value{}}
 	for _, p := range f.arrow.Params {
@@ -484,6 +530,35 @@ func (x *run) apply(f *function, args *record, pipe *stream) (Value, error) {
 		}
 	}
 	return x.eval(f.arrow.Body, local)
+}
+
+func paramNames(ps []Property) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Key
+	}
+	return strings.Join(names, ", ")
+}
+
+// without returns a copy of r without key k.
+func without(r *record, k string) *record {
+	out := newRecord()
+	for _, key := range r.keys {
+		if key != k {
+			out.set(key, r.vals[key])
+		}
+	}
+	return out
+}
+
+// inheritBounds gives out the range bounds of in when it has none.
+func inheritBounds(out, in *stream) {
+	if _, _, ok := out.bounds(); ok {
+		return
+	}
+	if start, stop, ok := in.bounds(); ok {
+		out.start, out.stop, out.bounded = start, stop, true
+	}
 }
 
 // rowFn compiles a one-parameter arrow for per-row evaluation.
@@ -912,6 +987,9 @@ type aggState struct {
 	sel  int // selected row index for selectors
 	selV Value
 	has  bool
+	// spread's extremes; stddev over the population rather than a sample
+	minV, maxV Value
+	population bool
 }
 
 func isSelector(fn string) bool {
@@ -963,8 +1041,16 @@ func (a *aggState) add(fn string, i int, v Value) error {
 	case KUint:
 		a.sumU += uint64(v.I)
 	}
-	if fn == "median" || fn == "stddev" || fn == "spread" {
+	if fn == "median" || fn == "stddev" {
 		a.vals = append(a.vals, f)
+	}
+	if fn == "spread" {
+		if c, _ := compare(v, a.minV); a.n == 1 || c < 0 {
+			a.minV = v
+		}
+		if c, _ := compare(v, a.maxV); a.n == 1 || c > 0 {
+			a.maxV = v
+		}
 	}
 	return nil
 }
@@ -996,13 +1082,19 @@ func (a *aggState) result(fn string) Value {
 		}
 		return Float((s[len(s)/2-1] + s[len(s)/2]) / 2)
 	case "spread":
-		mn, mx := slices.Min(a.vals), slices.Max(a.vals)
-		if a.kind == KInt {
-			return Int(int64(mx) - int64(mn))
+		switch a.kind {
+		case KInt:
+			return Int(a.maxV.I - a.minV.I)
+		case KUint:
+			return Uint(uint64(a.maxV.I) - uint64(a.minV.I))
 		}
-		return Float(mx - mn)
+		return Float(a.maxV.F() - a.minV.F())
 	case "stddev":
-		if len(a.vals) < 2 {
+		div := float64(len(a.vals) - 1)
+		if a.population {
+			div++
+		}
+		if div <= 0 {
 			return Value{}
 		}
 		m := 0.0
@@ -1014,7 +1106,7 @@ func (a *aggState) result(fn string) Value {
 		for _, v := range a.vals {
 			ss += (v - m) * (v - m)
 		}
-		return Float(math.Sqrt(ss / float64(len(a.vals)-1)))
+		return Float(math.Sqrt(ss / div))
 	}
 	return a.selV
 }
@@ -1026,8 +1118,8 @@ func aggKind(fn string, in Kind) Kind {
 	case "mean", "median", "stddev":
 		return KFloat
 	case "spread":
-		if in == KInt {
-			return KInt
+		if in == KInt || in == KUint {
+			return in
 		}
 		return KFloat
 	}

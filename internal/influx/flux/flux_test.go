@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -116,10 +117,39 @@ func FuzzParse(f *testing.F) {
 		`import "strings"` + "\n" + `x = 1h30m` + "\n" + `option v = {timeRangeStart: 2020-01-01T00:00:00Z}` + "\n" + `data |> aggregateWindow(every: x, fn: mean, createEmpty: false) |> yield(name: "m")`,
 		`r |> map(fn: (r) => ({r with _value: if r._value > 1.5 then -r._value else r._value * 2.0}))`,
 		`a["b"][0] |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")`, `"\"\\`,
+		`data |> window(every: 5m, period: 10m, offset: -30s, createEmpty: true) |> mean() |> duplicate(column: "_stop", as: "_time") |> window(every: inf)`,
+		`join(tables: {a: x, b: y}, on: ["_time", "host"], method: "inner") |> map(fn: (r) => ({r with v: r._value_a / r._value_b}))`,
+		`union(tables: [a, b]) |> reduce(fn: (r, accumulator) => ({sum: accumulator.sum + r._value}), identity: {sum: 0.0})`,
+		`t |> fill(column: "x", usePrevious: true) |> timeShift(duration: -1mo) |> difference(nonNegative: true, columns: ["_value"]) |> derivative(unit: 1m)`,
+		`t |> top(n: 3) |> tail(n: 1, offset: 2) |> distinct(column: r["host"]) |> set(key: "k", value: string(v: now() - 1h))`,
+		`f = (tables=<-, n=2) => tables |> movingAverage(n: n) |> elapsed(unit: 1ms) |> increase()` + "\n" + `t |> f(n: 3) |> cumulativeSum()`,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		Parse(src)
+	})
+}
+
+// FuzzExecute runs programs (seeded with the script test's queries)
+// against the real data set under a small budget: whatever the program,
+// execution ends with results or an error, never a panic.
+func FuzzExecute(f *testing.F) {
+	raw, err := os.ReadFile("testdata/flux.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, blk := range strings.Split(string(raw), "-- query\n")[1:] {
+		q, _, _ := strings.Cut(blk, "-- want\n")
+		f.Add(q)
+	}
+	e := NewExecutor(dbStore{openData(f, false)}, Options{MaxPoints: 10_000, Now: func() time.Time { return t0.Add(time.Minute) }})
+	f.Fuzz(func(t *testing.T, src string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		res, err := e.Execute(ctx, src, time.Time{})
+		if err == nil {
+			WriteCSV(io.Discard, res, DefaultDialect)
+		}
 	})
 }

@@ -152,7 +152,7 @@ func (v Value) String() string {
 	case KTime:
 		return time.Unix(0, v.I).UTC().Format(time.RFC3339Nano)
 	case KDuration:
-		return time.Duration(v.I).String()
+		return formatDuration(v)
 	}
 	return ""
 }
