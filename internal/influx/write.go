@@ -226,6 +226,13 @@ func Points(body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*
 		fieldKeys []string
 	}
 	series := make(map[string]*seriesEntry)
+	// Lines of a series seen before skip tag parsing: the decoder asks
+	// and the entry found is used below.
+	var known *seriesEntry
+	d.Known = func(key []byte) bool {
+		known = series[string(key)]
+		return known != nil
+	}
 	fieldBuf := make([]tsdb.Field, 0, est*4)
 	var bad []*lineproto.LineError
 	for {
@@ -251,7 +258,11 @@ func Points(body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*
 		} else if prec != lineproto.Nanosecond {
 			ts -= ts % int64(prec)
 		}
-		se := series[string(l.Series)]
+		se := known
+		known = nil
+		if l.Measurement != nil || se == nil {
+			se = series[string(l.Series)]
+		}
 		if se == nil {
 			se = &seriesEntry{meas: str(l.Measurement)}
 			if len(l.Tags) > 0 {

@@ -2,8 +2,10 @@ package tsdb
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"math"
@@ -158,7 +160,8 @@ type DB struct {
 	nextSeq  atomic.Uint64
 	bgCancel context.CancelFunc
 	bgDone   chan struct{}
-	walErr   error // sticky WAL failure; writer goroutine only
+	walErr   error     // sticky WAL failure; writer goroutine only
+	byNum    []*series // writer goroutine only: see numbered
 
 	samplesWritten, pointsWritten, batches, flushes         atomic.Int64
 	compactions, rejectedLate, rejectedSeries, droppedParts atomic.Int64
@@ -486,8 +489,13 @@ func (db *DB) submit(ctx context.Context, req *writeReq) ([]PointError, error) {
 }
 
 func encodeRecord(pts []preparedPoint) []byte {
-	payload := appendPoints(make([]byte, 0, 64*len(pts)), pts)
-	return appendRecord(make([]byte, 0, len(payload)+walHeaderSize), payload)
+	// Encode behind room for the frame header instead of copying the
+	// payload into a record afterwards.
+	rec := appendPoints(make([]byte, walHeaderSize, walHeaderSize+64*len(pts)), pts)
+	payload := rec[walHeaderSize:]
+	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, castagnoli))
+	return rec
 }
 
 // writer is the single goroutine that owns the WAL: it batches queued
@@ -570,9 +578,24 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		var mine map[string]ValueType
 		bad := ""
 		badIdx := 0
+		byNum := db.numbered(r.pts)
 		for i := range r.pts {
 			p := &r.pts[i]
-			s := db.index.byKey[p.key]
+			var s *series
+			if p.bs > 0 {
+				if s = byNum[p.bs]; s == nil {
+					s = db.index.byKey[p.key]
+					if s == nil {
+						s = notStored
+					}
+					byNum[p.bs] = s
+				}
+				if s == notStored {
+					s = nil
+				}
+			} else {
+				s = db.index.byKey[p.key]
+			}
 			p.s = s
 			for fi, f := range p.Fields {
 				if s != nil {
@@ -647,11 +670,22 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 	points := 0
 	db.mu.Lock()
 	for _, r := range accepted {
+		var created []*series // by batch series number
 		for i := range r.pts {
 			p := &r.pts[i]
 			s := p.s
 			if s == nil {
-				s = db.index.getOrCreate(p.key, p.Measurement, p.Tags)
+				if p.bs > 0 {
+					if created == nil {
+						created = make([]*series, maxBatchSeries(r.pts)+1)
+					}
+					if s = created[p.bs]; s == nil {
+						s = db.index.getOrCreate(p.key, p.Measurement, p.Tags)
+						created[p.bs] = s
+					}
+				} else {
+					s = db.index.getOrCreate(p.key, p.Measurement, p.Tags)
+				}
 			}
 			db.apply(s, p)
 			samples += len(p.Fields)
@@ -666,6 +700,22 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		r.done <- nil
 	}
 	return buf
+}
+
+// notStored marks, in the writer's per-request series table, a series key
+// looked up and not found.
+var notStored = &series{}
+
+// numbered returns the writer goroutine's table from batch series numbers
+// to resolved series, cleared and sized for pts.
+func (db *DB) numbered(pts []preparedPoint) []*series {
+	n := int(maxBatchSeries(pts)) + 1
+	if cap(db.byNum) < n {
+		db.byNum = make([]*series, n)
+	}
+	t := db.byNum[:n]
+	clear(t)
+	return t
 }
 
 // dropConflicts (writer goroutine, db.mu read-held) removes from a partial
@@ -741,6 +791,7 @@ func (db *DB) cut(all bool) cutResult {
 	sort.Slice(parts, func(i, j int) bool { return parts[i].start < parts[j].start })
 	for _, p := range parts {
 		delete(h.parts, p.start)
+		h.release(p)
 		h.samples -= p.samples
 		h.flushing = append(h.flushing, p)
 	}

@@ -232,6 +232,7 @@ func (db *DB) enforceRetention() error {
 	for start, p := range db.head.parts {
 		if start+db.blockDur <= cutoff {
 			db.head.samples -= p.samples
+			db.head.release(p)
 			delete(db.head.parts, start)
 			parts[start] = true
 		}

@@ -191,20 +191,29 @@ func partitionStart(t int64, d int64) int64 {
 // add appends one validated point (series already resolved).
 func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	start := partitionStart(p.Time, blockDur)
-	part := h.parts[start]
-	if part == nil {
-		part = &headPartition{start: start, series: make(map[uint64]*headSeries)}
-		h.parts[start] = part
-	}
-	hs := part.series[s.id]
-	if hs == nil {
-		hs = &headSeries{s: s, fields: make([]*headField, 0, len(p.Fields))}
-		part.series[s.id] = hs
+	var part *headPartition
+	var hs, prev *headSeries
+	if c := s.headPart; c != nil && c.start == start {
+		part, hs = c, s.headSeries
+	} else {
+		if part = h.parts[start]; part == nil {
+			part = &headPartition{start: start, series: make(map[uint64]*headSeries)}
+			h.parts[start] = part
+		}
+		if hs = part.series[s.id]; hs == nil {
+			hs = &headSeries{s: s, fields: make([]*headField, 0, len(p.Fields))}
+			part.series[s.id] = hs
+			prev = h.previous(s.id, start-blockDur)
+		}
+		s.headPart, s.headSeries = part, hs
 	}
 	for i, f := range p.Fields {
 		hf := hs.field(f.Key, i)
 		if hf == nil {
 			hf = &headField{name: strings.Clone(f.Key), typ: f.Value.typ, sorted: true} // kept: see seriesIndex.getOrCreate
+			if prev != nil {
+				hf.reserve(prev.field(f.Key, i))
+			}
 			hs.fields = append(hs.fields, hf)
 		}
 		hf.append(p.Time, f.Value)
@@ -217,6 +226,47 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	}
 }
 
+// previous returns series id's entry in the partition starting at start,
+// in the head or being flushed (nil if there is none).
+func (h *head) previous(id uint64, start int64) *headSeries {
+	if p := h.parts[start]; p != nil {
+		return p.series[id]
+	}
+	for _, p := range h.flushing {
+		if p.start == start {
+			return p.series[id]
+		}
+	}
+	return nil
+}
+
+// reserve sizes a new field's buffers from the same field in the previous
+// partition (nil: no hint): a steady series writes about as many samples
+// per partition, and buffers grown by doubling would copy each sample about
+// once more and leave up to half their capacity unused.
+func (f *headField) reserve(prev *headField) {
+	if prev == nil || len(prev.ts) < 16 {
+		return
+	}
+	n := len(prev.ts) + len(prev.ts)/16
+	f.ts = make([]int64, 0, n)
+	if f.typ == String {
+		f.strs = make([]string, 0, n)
+	} else {
+		f.vals = make([]uint64, 0, n)
+	}
+}
+
+// release forgets the series caches pointing into p, which is leaving
+// head.parts (see series.headPart).
+func (h *head) release(p *headPartition) {
+	for _, hs := range p.series {
+		if hs.s.headPart == p {
+			hs.s.headPart, hs.s.headSeries = nil, nil
+		}
+	}
+}
+
 // mergeBack returns a partition whose flush failed to the head, in front of
 // any data written to the same partition since (so newer writes still win).
 func (h *head) mergeBack(old *headPartition) {
@@ -226,6 +276,7 @@ func (h *head) mergeBack(old *headPartition) {
 	if cur == nil {
 		return
 	}
+	h.release(cur)
 	for id, cs := range cur.series {
 		os := old.series[id]
 		if os == nil {

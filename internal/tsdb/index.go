@@ -16,6 +16,12 @@ type series struct {
 	// write path finds a field's type by comparing a name instead of
 	// hashing it. Every entry is also in fields. Guarded like fields.
 	hint []fieldHint
+	// headPart and headSeries cache where the series' last point went in
+	// the head, so the next point of the same partition skips two map
+	// lookups. Guarded by DB.mu; cleared when the partition leaves
+	// head.parts (head.release), so they never keep flushed data alive.
+	headPart   *headPartition
+	headSeries *headSeries
 }
 
 type fieldHint struct {

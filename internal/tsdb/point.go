@@ -66,6 +66,10 @@ type preparedPoint struct {
 	Point
 	key string
 	s   *series // resolved by the writer goroutine (nil before)
+	// bs numbers the distinct series keys of one batch from 1, so that
+	// the WAL encoder and the writer handle each series once per batch
+	// instead of once per point; 0 = not numbered.
+	bs int32
 }
 
 // preparer prepares the points of one batch, reusing the sorted tags and
@@ -73,6 +77,7 @@ type preparedPoint struct {
 // bodies and clients that reuse tag slices do).
 type preparer struct {
 	cache map[*Tag]preparedSeries
+	n     int32 // batch series numbers handed out
 }
 
 type preparedSeries struct {
@@ -80,19 +85,40 @@ type preparedSeries struct {
 	n           int
 	tags        []Tag
 	key         string
+	bs          int32
+	// fieldKeys are the field names of the last point of the series that
+	// passed checkFields; a point naming the same strings (line protocol
+	// bodies intern them) needs only its values checked.
+	fieldKeys []string
 }
 
 func (pr *preparer) prepare(p Point) (preparedPoint, error) {
 	if len(p.Tags) == 0 || p.Measurement == "" {
-		return prepare(p)
+		pp, err := prepare(p)
+		if err == nil {
+			pr.n++
+			pp.bs = pr.n
+		}
+		return pp, err
 	}
 	id := &p.Tags[0]
 	if c, ok := pr.cache[id]; ok && c.n == len(p.Tags) && c.measurement == p.Measurement {
-		if err := checkFields(p.Fields); err != nil {
-			return preparedPoint{}, err
+		if sameKeys(p.Fields, c.fieldKeys) {
+			if err := checkValues(p.Fields); err != nil {
+				return preparedPoint{}, err
+			}
+		} else {
+			if err := checkFields(p.Fields); err != nil {
+				return preparedPoint{}, err
+			}
+			c.fieldKeys = c.fieldKeys[:0]
+			for _, f := range p.Fields {
+				c.fieldKeys = append(c.fieldKeys, f.Key)
+			}
+			pr.cache[id] = c
 		}
 		p.Tags = c.tags
-		return preparedPoint{Point: p, key: c.key}, nil
+		return preparedPoint{Point: p, key: c.key, bs: c.bs}, nil
 	}
 	pp, err := prepare(p)
 	if err != nil {
@@ -101,7 +127,13 @@ func (pr *preparer) prepare(p Point) (preparedPoint, error) {
 	if pr.cache == nil {
 		pr.cache = make(map[*Tag]preparedSeries)
 	}
-	pr.cache[id] = preparedSeries{measurement: p.Measurement, n: len(p.Tags), tags: pp.Tags, key: pp.key}
+	pr.n++
+	pp.bs = pr.n
+	keys := make([]string, len(p.Fields))
+	for i, f := range p.Fields {
+		keys[i] = f.Key
+	}
+	pr.cache[id] = preparedSeries{measurement: p.Measurement, n: len(p.Tags), tags: pp.Tags, key: pp.key, bs: pp.bs, fieldKeys: keys}
 	return pp, nil
 }
 
@@ -143,6 +175,18 @@ func checkFields(fields []Field) error {
 		if f.Key == "" {
 			return fmt.Errorf("empty field key")
 		}
+		for _, g := range fields[:i] {
+			if g.Key == f.Key {
+				return fmt.Errorf("duplicate field key %q", f.Key)
+			}
+		}
+	}
+	return checkValues(fields)
+}
+
+// checkValues validates the values of fields whose keys are known valid.
+func checkValues(fields []Field) error {
+	for _, f := range fields {
 		switch f.Value.typ {
 		case Float:
 			v := math.Float64frombits(f.Value.n)
@@ -153,13 +197,23 @@ func checkFields(fields []Field) error {
 		default:
 			return fmt.Errorf("field %q: invalid value", f.Key)
 		}
-		for _, g := range fields[:i] {
-			if g.Key == f.Key {
-				return fmt.Errorf("duplicate field key %q", f.Key)
-			}
-		}
 	}
 	return nil
+}
+
+// sameKeys reports whether fields are named by exactly the strings keys
+// (same bytes in memory, so equal without comparing them), which passed
+// checkFields before.
+func sameKeys(fields []Field, keys []string) bool {
+	if len(fields) != len(keys) || len(keys) == 0 {
+		return false
+	}
+	for i, f := range fields {
+		if len(f.Key) != len(keys[i]) || unsafe.StringData(f.Key) != unsafe.StringData(keys[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendPoints encodes points as one WAL record payload (format 2):
@@ -176,6 +230,11 @@ func checkFields(fields []Field) error {
 // series key string (as the batch preparer arranges) share the entry.
 func appendPoints(dst []byte, pts []preparedPoint) []byte {
 	seriesIdx := make(map[*byte]int)
+	// Numbered points (see preparedPoint.bs) find their entry by number.
+	var byNum []int32
+	if nb := maxBatchSeries(pts); nb > 0 {
+		byNum = make([]int32, nb+1)
+	}
 	nameIdx := make(map[string]int)
 	var series []*preparedPoint
 	var names []string
@@ -190,12 +249,21 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 	body = binary.AppendUvarint(body, uint64(len(pts)))
 	for i := range pts {
 		p := &pts[i]
-		k := unsafe.StringData(p.key)
-		si, ok := seriesIdx[k]
-		if !ok {
-			si = len(series)
-			seriesIdx[k] = si
-			series = append(series, p)
+		var si int
+		if p.bs > 0 && byNum[p.bs] > 0 {
+			si = int(byNum[p.bs]) - 1
+		} else {
+			k := unsafe.StringData(p.key)
+			var ok bool
+			si, ok = seriesIdx[k]
+			if !ok {
+				si = len(series)
+				seriesIdx[k] = si
+				series = append(series, p)
+			}
+			if p.bs > 0 {
+				byNum[p.bs] = int32(si) + 1
+			}
 		}
 		body = binary.AppendUvarint(body, uint64(si))
 		body = binary.AppendVarint(body, p.Time)
@@ -249,6 +317,15 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 		dst = appendString(dst, n)
 	}
 	return append(dst, body...)
+}
+
+// maxBatchSeries returns the largest batch series number in pts.
+func maxBatchSeries(pts []preparedPoint) int32 {
+	var n int32
+	for i := range pts {
+		n = max(n, pts[i].bs)
+	}
+	return n
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -391,6 +468,7 @@ func decodePoints2(b []byte) ([]preparedPoint, error) {
 			break
 		}
 		pp := series[si]
+		pp.bs = int32(si) + 1
 		pp.Time = d.varint()
 		nf := d.count(3)
 		pp.Fields = make([]Field, nf)

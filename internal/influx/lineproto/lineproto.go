@@ -127,6 +127,15 @@ func (p Precision) ToNanos(t int64) (int64, error) {
 
 // Decoder reads lines from a buffer.
 type Decoder struct {
+	// Known, when set, is asked about a line's series key (its
+	// measurement and tags as written) before the tags are parsed. When it
+	// answers true, the line comes back with Series set but Measurement
+	// and Tags empty: the caller already holds them, from an earlier line
+	// of the same key that parsed without error (the key's bytes are
+	// identical, so its tags would parse identically). Keys with escapes
+	// are always parsed in full and Known is not asked.
+	Known func(series []byte) bool
+
 	data    []byte
 	pos     int
 	lineNo  int
@@ -237,8 +246,60 @@ func (d *Decoder) scan(stop1, stop2, stop3 byte) ([]byte, bool, byte) {
 	return data[start:], esc, 0
 }
 
+// seriesEnd returns the end of the series key starting at start when it
+// is the plain case (no backslash, tab or newline before the first space),
+// or -1 when the key needs the full parser.
+func (d *Decoder) seriesEnd(start int) int {
+	rest := d.data[start:]
+	i := bytes.IndexByte(rest, ' ')
+	if i <= 0 {
+		return -1
+	}
+	key := rest[:i]
+	if bytes.IndexByte(key, '\\') >= 0 || bytes.IndexByte(key, '\t') >= 0 || bytes.IndexByte(key, '\n') >= 0 {
+		return -1
+	}
+	return start + i
+}
+
+// fieldKeyStop marks the bytes scanFieldKey stops at or must look at.
+var fieldKeyStop = [256]bool{'=': true, ',': true, ' ': true, '\n': true, '\\': true}
+
+// scanFieldKey is scan('=', ',', ' ') with a table lookup per byte (field
+// keys are most of the bytes scanned per line).
+func (d *Decoder) scanFieldKey() ([]byte, bool, byte) {
+	start := d.pos
+	esc := false
+	data := d.data
+	for i := d.pos; i < len(data); i++ {
+		c := data[i]
+		if !fieldKeyStop[c] {
+			continue
+		}
+		if c == '\\' {
+			if i+1 < len(data) && data[i+1] != '\n' {
+				esc = true
+				i++
+			}
+			continue
+		}
+		d.pos = i
+		return data[start:i], esc, c
+	}
+	d.pos = len(data)
+	return data[start:], esc, 0
+}
+
 // parse decodes one line at d.pos into l, returning an error message.
 func (d *Decoder) parse(l *Line, start int) string {
+	l.Measurement = nil
+	if d.Known != nil {
+		if end := d.seriesEnd(start); end > 0 && d.Known(d.data[start:end]) {
+			l.Series = d.data[start:end]
+			d.pos = end
+			return d.parseFields(l)
+		}
+	}
 	m, esc, c := d.scan(',', ' ', '\t')
 	if len(m) == 0 {
 		return "missing measurement"
@@ -280,10 +341,15 @@ func (d *Decoder) parse(l *Line, start int) string {
 		return "missing fields"
 	}
 	l.Series = d.data[start:d.pos]
+	return d.parseFields(l)
+}
+
+// parseFields decodes the fields, timestamp and end of line at d.pos (the
+// separator after the series key).
+func (d *Decoder) parseFields(l *Line) string {
 	d.skipSpace()
-	// Fields.
 	for {
-		k, kesc, kc := d.scan('=', ',', ' ')
+		k, kesc, kc := d.scanFieldKey()
 		if kc != '=' {
 			return "missing fields"
 		}
@@ -382,6 +448,11 @@ func (d *Decoder) fieldValue(f *Field) string {
 			}
 		}
 		return "unbalanced quotes"
+	}
+	if x, end, ok := plainDecimal(data, d.pos); ok {
+		f.Type, f.Float = Float, x
+		d.pos = end
+		return ""
 	}
 	start := d.pos
 	for d.pos < len(data) {
@@ -498,6 +569,47 @@ func parseDecimal(b []byte) (float64, bool) {
 		x = -x
 	}
 	return x, true
+}
+
+// plainDecimal is parseDecimal fused with finding the value's end, for
+// the common field value: [-]digits[.digits] of at most 15 significant
+// digits followed by a separator or the end of input. It returns the value
+// and its end, or ok false to leave the value to the general path.
+func plainDecimal(data []byte, i int) (x float64, end int, ok bool) {
+	neg := false
+	if i < len(data) && data[i] == '-' {
+		neg = true
+		i++
+	}
+	var m uint64
+	nd, frac, dot := 0, 0, false
+	for ; i < len(data); i++ {
+		c := data[i]
+		if d := c - '0'; d <= 9 {
+			m = m*10 + uint64(d)
+			nd++
+			if dot {
+				frac++
+			}
+			continue
+		}
+		if c == '.' && !dot {
+			dot = true
+			continue
+		}
+		if c != ',' && c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+			return 0, 0, false // i, u, exponent, or not a number at all
+		}
+		break
+	}
+	if nd == 0 || nd > 15 {
+		return 0, 0, false
+	}
+	x = float64(m) / pow10[frac]
+	if neg {
+		x = -x
+	}
+	return x, i, true
 }
 
 func parseFloat(b []byte) (float64, bool) {

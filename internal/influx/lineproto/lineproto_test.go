@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,6 +179,12 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkKnownSameAsFull(t, data)
+		if x, end, ok := plainDecimal(data, 0); ok {
+			if y, ok2 := parseFloat(data[:end]); !ok2 || x != y {
+				t.Fatalf("plainDecimal(%q) = %v, parseFloat = %v %v", data[:end], x, y, ok2)
+			}
+		}
 		d := NewDecoder(data)
 		for i := 0; ; i++ {
 			if i > len(data)+1 {
@@ -234,5 +241,61 @@ func TestParseDecimalMatchesStrconv(t *testing.T) {
 		if math.Float64bits(got) != math.Float64bits(want) {
 			t.Fatalf("%q: parseFloat %v (%x), strconv %v (%x)", in, got, math.Float64bits(got), want, math.Float64bits(want))
 		}
+	}
+}
+
+// outcomes renders every line's outcome; with known, lines whose series
+// key parsed before are rendered from the first parse of that key.
+func outcomes(data []byte, known bool) []string {
+	d := NewDecoder(data)
+	heads := map[string]string{} // series key -> rendering of measurement and tags
+	if known {
+		d.Known = func(k []byte) bool { _, ok := heads[string(k)]; return ok }
+	}
+	var out []string
+	for i := 0; i <= len(data)+1; i++ {
+		l, err := d.Next()
+		if errors.Is(err, ErrEOF) {
+			break
+		}
+		if err != nil {
+			out = append(out, err.Error())
+			continue
+		}
+		full := render(l)
+		if l.Measurement == nil {
+			h := heads[string(l.Series)]
+			full = h + render(&Line{Fields: l.Fields, Time: l.Time, HasTime: l.HasTime})[len(`m=""`):]
+		} else if known {
+			head := render(&Line{Measurement: l.Measurement, Tags: l.Tags})
+			if _, ok := heads[string(l.Series)]; !ok {
+				heads[string(l.Series)] = head
+			}
+		}
+		out = append(out, fmt.Sprintf("%d %s", l.Number, full))
+	}
+	return out
+}
+
+func checkKnownSameAsFull(t *testing.T, data []byte) {
+	t.Helper()
+	a, b := outcomes(data, false), outcomes(data, true)
+	if !slices.Equal(a, b) {
+		t.Fatalf("known-series decoding differs:\nfull:  %q\nknown: %q", a, b)
+	}
+}
+
+func TestKnownSeriesSkipsTags(t *testing.T) {
+	data := []byte("m,a=1,b=2 f=1 10\nm,a=1,b=2 f=2,g=\"x\" 20\nm,a=1,b=2 f=\nm,a=1,b=2\nm,a\\ x=1 f=3 30\nm,a\\ x=1 f=4 40\nm,b=2,a=1 f=5\n")
+	checkKnownSameAsFull(t, data)
+	d := NewDecoder(data)
+	asked := 0
+	d.Known = func(k []byte) bool { asked++; return string(k) == "m,a=1,b=2" }
+	l, err := d.Next()
+	if err != nil || l.Measurement != nil || string(l.Series) != "m,a=1,b=2" || len(l.Tags) != 0 {
+		t.Fatalf("known line: %v %+v", err, l)
+	}
+	if asked != 1 {
+		t.Fatalf("Known asked %d times", asked)
 	}
 }
