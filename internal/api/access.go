@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgewise-iot/edgewise/internal/access"
+	"github.com/edgewise-iot/edgewise/internal/influx/influxql"
 )
 
 // Access authenticates requests, manages API tokens and keeps the audit
@@ -81,8 +82,9 @@ func (a *API) audit(r *http.Request, pattern string, p access.Principal, sw *sta
 }
 
 // influxScoped marks Influx requests with the scope they need: writes and
-// deletes of points need telemetry:write, creating or dropping buckets
-// admin, everything else telemetry:read.
+// deletes of points (also InfluxQL DELETE, DROP SERIES and SELECT INTO)
+// need telemetry:write, creating or dropping buckets or databases admin,
+// everything else telemetry:read.
 func influxScoped(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scope := access.TelemetryRead
@@ -94,6 +96,15 @@ func influxScoped(h http.Handler) http.Handler {
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v2/buckets") && r.Method != http.MethodGet && r.Method != http.MethodHead {
 			scope = access.Admin
+		}
+		if r.URL.Path == "/query" {
+			// InfluxQL can also change data and databases.
+			switch influxql.RequiredPrivilege(r.FormValue("q")) {
+			case influxql.PrivWrite:
+				scope = access.TelemetryWrite
+			case influxql.PrivAdmin:
+				scope = access.Admin
+			}
 		}
 		h.ServeHTTP(w, r.WithContext(access.WithScope(r.Context(), scope)))
 	})

@@ -2,6 +2,7 @@ package app
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -98,6 +99,47 @@ func TestTokensAndAudit(t *testing.T) {
 	}
 	if st := influx("DELETE", "/api/v2/buckets/"+influxBucketID(t, s, "admin-made"), "", s.token); st != 204 {
 		t.Fatalf("admin bucket drop: %d", st)
+	}
+	// InfluxQL through /query: statements that change points need
+	// telemetry:write, statements that manage databases admin, also when
+	// sent as a POST form.
+	q := func(method, stmt, tok string) int {
+		form := url.Values{"db": {"edgewise"}, "q": {stmt}}.Encode()
+		var req *http.Request
+		if method == "GET" {
+			req, _ = http.NewRequest("GET", s.base+"/query?"+form, nil)
+		} else {
+			req, _ = http.NewRequest("POST", s.base+"/query", strings.NewReader(form))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Authorization", "Token "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		stmt, method, tok string
+		ok                bool
+	}{
+		{"CREATE DATABASE ro_made", "GET", ro.Secret, false},
+		{"CREATE DATABASE ro_made", "POST", ro.Secret, false},
+		{"CREATE DATABASE tele_made", "POST", tele.Secret, false},
+		{"DROP DATABASE edgewise", "POST", tele.Secret, false},
+		{"DELETE FROM telemetry WHERE time < 0", "POST", ro.Secret, false},
+		{"DROP SERIES FROM telemetry WHERE device_id = 'none'", "GET", ro.Secret, false},
+		{"SELECT * INTO copy FROM telemetry", "POST", ro.Secret, false},
+		{"SELECT * FROM telemetry; DELETE FROM telemetry WHERE time < 0", "POST", ro.Secret, false},
+		{"DELETE FROM telemetry WHERE time < 0", "POST", tele.Secret, true},
+		{"CREATE DATABASE admin_made_ql", "POST", s.token, true},
+		{"DROP DATABASE admin_made_ql", "GET", s.token, true},
+	} {
+		st := q(c.method, c.stmt, c.tok)
+		if c.ok && st != 200 || !c.ok && st != 401 && st != 403 {
+			t.Fatalf("%s %q: %d (allowed: %v)", c.method, c.stmt, st, c.ok)
+		}
 	}
 	// Revocation takes effect at once; the admin token keeps working.
 	s.must("DELETE", "/api/v1/tokens/"+writer.Token.ID, nil, nil, 200)
