@@ -3,7 +3,6 @@ package tsdb
 import (
 	"cmp"
 	"slices"
-	"strings"
 )
 
 // head holds the data not yet in blocks, per time partition. It is guarded
@@ -246,7 +245,7 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	for i, f := range p.Fields {
 		hf := hs.field(f.Key, i)
 		if hf == nil {
-			hf = &headField{name: strings.Clone(f.Key), typ: f.Value.typ, sorted: true} // kept: see seriesIndex.getOrCreate
+			hf = &headField{name: f.Key, typ: f.Value.typ, sorted: true} // the index's own string: see DB.apply
 			if prev != nil {
 				hf.reserve(prev.field(f.Key, i))
 			}
