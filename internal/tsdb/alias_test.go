@@ -34,7 +34,7 @@ func TestFieldHintsDoNotRetainCallerBuffers(t *testing.T) {
 	buf := []byte("ba")
 	b, a := unsafe.String(&buf[0], 1), unsafe.String(&buf[1], 1)
 	mustWrite(t, db, pt("d", 2, f(b, IntValue(2)), f(a, FloatValue(2)))) // other order: hints change
-	copy(buf, "ab")                                                       // the buffer is reused
+	copy(buf, "ab")                                                      // the buffer is reused
 	mustWrite(t, db, pt("d", 3, f("a", FloatValue(3)), f("b", IntValue(3))))
 	mustWrite(t, db, pt("d", 4, f("b", IntValue(4)), f("a", FloatValue(4))))
 	got := values(t, mustQuery(t, db, Query{Measurement: "telemetry", Tags: []Tag{{"device_id", "d"}}, Field: "a"}))
