@@ -24,3 +24,21 @@ func TestWriteDoesNotRetainCallerBuffers(t *testing.T) {
 		t.Fatalf("a series appeared under the reused buffer's new content: %v", got)
 	}
 }
+
+// The field-order hints of an existing series must not keep a caller's
+// strings either: reusing the buffer would give a hint another field's name
+// and its type, and a later point would be refused as a type conflict.
+func TestFieldHintsDoNotRetainCallerBuffers(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	mustWrite(t, db, pt("d", 1, f("a", FloatValue(1)), f("b", IntValue(1))))
+	buf := []byte("ba")
+	b, a := unsafe.String(&buf[0], 1), unsafe.String(&buf[1], 1)
+	mustWrite(t, db, pt("d", 2, f(b, IntValue(2)), f(a, FloatValue(2)))) // other order: hints change
+	copy(buf, "ab")                                                      // the buffer is reused
+	mustWrite(t, db, pt("d", 3, f("a", FloatValue(3)), f("b", IntValue(3))))
+	mustWrite(t, db, pt("d", 4, f("b", IntValue(4)), f("a", FloatValue(4))))
+	got := values(t, mustQuery(t, db, Query{Measurement: "telemetry", Tags: []Tag{{"device_id", "d"}}, Field: "a"}))
+	if len(got) != 4 || got[4] != 4 {
+		t.Fatalf("field a: %v", got)
+	}
+}

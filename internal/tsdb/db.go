@@ -303,8 +303,11 @@ func conflict(s *series, p *preparedPoint, pending map[string]ValueType) string 
 // apply adds a point to the index field types and the head; db.mu must be
 // held exclusively (or Open be running).
 func (db *DB) apply(s *series, p *preparedPoint) {
-	for i, f := range p.Fields {
-		db.index.setField(s, f.Key, f.Value.typ, i)
+	if !p.hinted {
+		// The keys become the index's strings, which the head keeps.
+		for i, f := range p.Fields {
+			p.Fields[i].Key = db.index.setField(s, f.Key, f.Value.typ, i)
+		}
 	}
 	db.head.add(s, p, db.blockDur)
 	if p.Time > db.maxT.Load() {
@@ -597,9 +600,18 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 				s = db.index.byKey[p.key]
 			}
 			p.s = s
+			hinted := s != nil
 			for fi, f := range p.Fields {
 				if s != nil {
-					if t, ok := s.fieldType(f.Key, fi); ok {
+					if fi < len(s.hint) && s.hint[fi].name == f.Key {
+						if t := s.hint[fi].typ; t != f.Value.typ {
+							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+						}
+						p.Fields[fi].Key = s.hint[fi].name // equal; see preparedPoint.hinted
+						continue
+					}
+					hinted = false
+					if t, ok := s.fields[f.Key]; ok {
 						if t != f.Value.typ {
 							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
 						}
@@ -624,6 +636,7 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 				}
 				mine[k] = f.Value.typ
 			}
+			p.hinted = hinted
 			if bad != "" {
 				badIdx = i
 				break

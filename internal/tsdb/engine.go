@@ -184,6 +184,7 @@ func (h *head) remove(t *tombstone) int {
 				} else {
 					f.vals = f.vals[:keep]
 				}
+				f.findEnds()
 				p.samples -= d
 				h.samples -= d
 				n += d

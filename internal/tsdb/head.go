@@ -3,7 +3,6 @@ package tsdb
 import (
 	"cmp"
 	"slices"
-	"strings"
 )
 
 // head holds the data not yet in blocks, per time partition. It is guarded
@@ -54,11 +53,25 @@ type headField struct {
 	vals   []uint64
 	strs   []string
 	sorted bool
+	// oldest and newest index the samples with the smallest and largest
+	// time (the last written among equal times), valid when ts is not
+	// empty: "last point" queries on an unsorted field need no scan.
+	oldest, newest int
 }
 
 func (f *headField) append(t int64, v Value) {
-	if n := len(f.ts); n > 0 && t <= f.ts[n-1] {
-		f.sorted = false
+	if n := len(f.ts); n > 0 {
+		if t <= f.ts[n-1] {
+			f.sorted = false
+			if t <= f.ts[f.oldest] {
+				f.oldest = n
+			}
+		}
+		if t >= f.ts[f.newest] {
+			f.newest = n
+		}
+	} else {
+		f.oldest, f.newest = 0, 0
 	}
 	f.ts = append(f.ts, t)
 	if f.typ == String {
@@ -103,6 +116,15 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 		}
 		return out
 	}
+	if limit == 1 && len(f.ts) > 0 {
+		i := f.oldest
+		if newest {
+			i = f.newest
+		}
+		if t := f.ts[i]; t >= start && (end == 0 || t < end) {
+			return []Sample{{Time: t, Value: f.value(i)}}
+		}
+	}
 	if limit > 0 && limit <= 64 {
 		// Out of order (concurrent writers of one series do that): keep
 		// the limit oldest or newest in one pass instead of sorting all.
@@ -135,6 +157,19 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 		out = sortDedup(out)
 	}
 	return out
+}
+
+// findEnds recomputes oldest and newest after samples were removed.
+func (f *headField) findEnds() {
+	f.oldest, f.newest = 0, 0
+	for i, t := range f.ts {
+		if t <= f.ts[f.oldest] {
+			f.oldest = i
+		}
+		if t >= f.ts[f.newest] {
+			f.newest = i
+		}
+	}
 }
 
 // sortDedup sorts samples by time keeping, among equal timestamps, the one
@@ -210,7 +245,7 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	for i, f := range p.Fields {
 		hf := hs.field(f.Key, i)
 		if hf == nil {
-			hf = &headField{name: strings.Clone(f.Key), typ: f.Value.typ, sorted: true} // kept: see seriesIndex.getOrCreate
+			hf = &headField{name: f.Key, typ: f.Value.typ, sorted: true} // the index's own string: see DB.apply
 			if prev != nil {
 				hf.reserve(prev.field(f.Key, i))
 			}

@@ -29,16 +29,6 @@ type fieldHint struct {
 	typ  ValueType
 }
 
-// fieldType returns the stored type of field name, which a point names
-// at position i among its fields.
-func (s *series) fieldType(name string, i int) (ValueType, bool) {
-	if i < len(s.hint) && s.hint[i].name == name {
-		return s.hint[i].typ, true
-	}
-	t, ok := s.fields[name]
-	return t, ok
-}
-
 // tagValue returns the value of tag k ("" when absent).
 func (s *series) tagValue(k string) string {
 	for _, t := range s.tags {
@@ -113,16 +103,18 @@ func (ix *seriesIndex) getOrCreate(key, measurement string, tags []Tag) *series 
 	return s
 }
 
-// setField (i: the field's position in the point, -1 if none) records the type of a field of s (first type wins).
-func (ix *seriesIndex) setField(s *series, name string, typ ValueType, i int) {
+// setField (i: the field's position in the point, -1 if none) records the
+// type of a field of s (first type wins) and returns the index's own copy
+// of name, which callers may keep (name may alias a caller's buffer).
+func (ix *seriesIndex) setField(s *series, name string, typ ValueType, i int) string {
 	if i >= 0 && i < len(s.hint) && s.hint[i].name == name {
-		return
-	}
-	if t, ok := s.fields[name]; ok {
-		s.setHint(name, t, i)
-		return
+		return s.hint[i].name
 	}
 	name = strings.Clone(name) // kept: see getOrCreate
+	if t, ok := s.fields[name]; ok {
+		s.setHint(name, t, i)
+		return name
+	}
 	s.fields[name] = typ
 	s.setHint(name, typ, i)
 	if mi := ix.meas[s.measurement]; mi != nil {
@@ -130,6 +122,7 @@ func (ix *seriesIndex) setField(s *series, name string, typ ValueType, i int) {
 			mi.fields[name] = typ
 		}
 	}
+	return name
 }
 
 func (ix *seriesIndex) get(id uint64) *series { return ix.byID[id-1] }

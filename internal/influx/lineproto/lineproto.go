@@ -348,6 +348,7 @@ func (d *Decoder) parse(l *Line, start int) string {
 // separator after the series key).
 func (d *Decoder) parseFields(l *Line) string {
 	d.skipSpace()
+	var seen uint64 // signatures of the keys so far
 	for {
 		k, kesc, kc := d.scanFieldKey()
 		if kc != '=' {
@@ -364,14 +365,20 @@ func (d *Decoder) parseFields(l *Line) string {
 		if msg := d.fieldValue(&f); msg != "" {
 			return msg
 		}
+		// A key whose signature bit is new cannot repeat an earlier key:
+		// most lines need no key comparisons at all.
+		sig := uint64(1) << ((uint(len(k))*7 + uint(k[0])*3 + uint(k[len(k)-1])) & 63)
 		dup := false
-		for i := range l.Fields {
-			if bytes.Equal(l.Fields[i].Key, f.Key) {
-				l.Fields[i] = f // the last value of a repeated field wins
-				dup = true
-				break
+		if seen&sig != 0 {
+			for i := range l.Fields {
+				if bytes.Equal(l.Fields[i].Key, f.Key) {
+					l.Fields[i] = f // the last value of a repeated field wins
+					dup = true
+					break
+				}
 			}
 		}
+		seen |= sig
 		if !dup {
 			l.Fields = append(l.Fields, f)
 		}

@@ -87,6 +87,7 @@ func TestDocumentedExamples(t *testing.T) {
 			`m="m" f["a"]=bool(true) f["b"]=bool(true) f["c"]=bool(true) f["d"]=bool(true) f["e"]=bool(true) f["f"]=bool(false) f["g"]=bool(false) f["h"]=bool(false) f["i"]=bool(false) f["j"]=bool(false)`},
 		{`m f=1 -1`, `m="m" f["f"]=float(1) @-1`},
 		{`m f=1,f=2i`, `m="m" f["f"]=int(2)`},
+		{`m a=1,bb=2,cc=3,abc=4,a=5,cc=6`, `m="m" f["a"]=float(5) f["bb"]=float(2) f["cc"]=float(6) f["abc"]=float(4)`},
 		{"m f=\"two\nlines\" 5", `m="m" f["f"]=str("two\nlines") @5`},
 		{"m f=1   7  \r", `m="m" f["f"]=float(1) @7`},
 		{`m f=""`, `m="m" f["f"]=str("")`},
