@@ -603,11 +603,11 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 			hinted := s != nil
 			for fi, f := range p.Fields {
 				if s != nil {
-					if fi < len(s.hint) && s.hint[fi].name == f.Key {
-						if t := s.hint[fi].typ; t != f.Value.typ {
+					if j := s.hintIndex(f.Key, fi); j >= 0 {
+						if t := s.hint[j].typ; t != f.Value.typ {
 							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
 						}
-						p.Fields[fi].Key = s.hint[fi].name // equal; see preparedPoint.hinted
+						p.Fields[fi].Key = s.hint[j].name // equal; see preparedPoint.hinted
 						continue
 					}
 					hinted = false

@@ -12,9 +12,11 @@ type series struct {
 	measurement string
 	tags        []Tag
 	fields      map[string]ValueType
-	// hint caches fields in the order the last points named them, so the
-	// write path finds a field's type by comparing a name instead of
-	// hashing it. Every entry is also in fields. Guarded like fields.
+	// hint lists the series' fields (up to maxHints) with the index's own
+	// name strings, in the order they were first written, so the write path
+	// finds a field's type by comparing names instead of hashing, and
+	// swaps a point's keys for these strings. Every entry is also in
+	// fields. Guarded like fields.
 	hint []fieldHint
 	// headPart and headSeries cache where the series' last point went in
 	// the head, so the next point of the same partition skips two map
@@ -107,8 +109,8 @@ func (ix *seriesIndex) getOrCreate(key, measurement string, tags []Tag) *series 
 // type of a field of s (first type wins) and returns the index's own copy
 // of name, which callers may keep (name may alias a caller's buffer).
 func (ix *seriesIndex) setField(s *series, name string, typ ValueType, i int) string {
-	if i >= 0 && i < len(s.hint) && s.hint[i].name == name {
-		return s.hint[i].name
+	if j := s.hintIndex(name, i); j >= 0 {
+		return s.hint[j].name
 	}
 	name = strings.Clone(name) // kept: see getOrCreate
 	if t, ok := s.fields[name]; ok {
@@ -215,12 +217,31 @@ func unionIDs(a, b []uint64) []uint64 {
 	return append(out, b[j:]...)
 }
 
+// maxHints bounds the fields a series keeps hints for.
+const maxHints = 64
+
+// hintIndex returns the index of name among the hints, trying position i
+// first (points usually name their fields in the same order), or -1.
+func (s *series) hintIndex(name string, i int) int {
+	if i >= 0 && i < len(s.hint) && s.hint[i].name == name {
+		return i
+	}
+	for j := range s.hint {
+		if s.hint[j].name == name {
+			return j
+		}
+	}
+	return -1
+}
+
+// setHint adds a field missing from the hints: appended while there is
+// room (a series with up to maxHints fields keeps every field's name once),
+// else at the point's position i.
 func (s *series) setHint(name string, typ ValueType, i int) {
 	switch {
-	case i < 0:
-	case i < len(s.hint):
-		s.hint[i] = fieldHint{name, typ}
-	case i == len(s.hint) && i < 64:
+	case len(s.hint) < maxHints:
 		s.hint = append(s.hint, fieldHint{name, typ})
+	case i >= 0 && i < len(s.hint):
+		s.hint[i] = fieldHint{name, typ}
 	}
 }
