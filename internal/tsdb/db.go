@@ -73,6 +73,10 @@ type Options struct {
 	// goroutine or Flush) with the start of each partition that got a new
 	// block from a flush; rollups hang on it.
 	OnBlock func(partitionStart int64)
+	// OnDelete, if set, runs each Delete (end 0 already made unbounded):
+	// it must call del, which performs the deletion, and returns its
+	// error; it may do more around it (rollups recompute their windows).
+	OnDelete func(ctx context.Context, measurement string, ms []Matcher, start, end int64, del func() error) error
 	// Now is the clock for retention; default time.Now.
 	Now func() time.Time
 }
