@@ -441,7 +441,7 @@ func (a *App) Stats() any {
 		"broker": a.broker.Stats(),
 		"mqtt":   map[string]any{"listeners": a.ListenerStats()},
 		"ingest": a.ingest.Stats(),
-		"tsdb":   a.ts.Stats(),
+		"tsdb":   a.tsdbStats(),
 		"rules":  a.rulesStats(),
 	}
 	st["shadow"], st["commands"] = a.shadows.Stats(), a.commands.Stats()
