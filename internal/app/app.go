@@ -255,6 +255,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxBodyBytes:   cfg.Influx.MaxBodyBytes,
 		QueryTimeout:   time.Duration(cfg.Influx.QueryTimeout),
 		QueryMaxPoints: cfg.Storage.MaxQuerySamples,
+		Org:            cfg.Influx.Org,
 	})
 	if err != nil {
 		return nil, err
