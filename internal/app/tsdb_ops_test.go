@@ -2,7 +2,12 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewise-iot/edgewise/internal/config"
 )
@@ -66,5 +71,58 @@ func TestStatsListEveryDatabase(t *testing.T) {
 	}
 	if p := st.Databases["plant"]; p.Series != 2 || p.PointsWritten != 2 || p.SamplesWritten != 3 || p.RejectedSeries != 1 {
 		t.Fatalf("plant stats %+v", p)
+	}
+}
+
+// TestDeleteOverHTTPReachesRollups: /api/v2/delete and InfluxQL DROP
+// SERIES on the default database update its rollup before they answer.
+func TestDeleteOverHTTPReachesRollups(t *testing.T) {
+	s := startTestServerWith(t, func(c *config.Config) {
+		c.Storage.Rollups = []config.Rollup{{Database: "edgewise_1m", Every: config.Duration(time.Minute)}}
+	})
+	// Minutes start at 1699999980 and 1700000040: d1 has two points in
+	// the first and one in the second.
+	s.must("POST", "/api/v2/write?bucket=edgewise&precision=s",
+		"telemetry,device_id=d1 v=1 1699999990\ntelemetry,device_id=d1 v=3 1699999995\ntelemetry,device_id=d1 v=5 1700000045\n"+
+			"telemetry,device_id=d2 v=7 1699999990", nil, 204)
+	if err := s.app.ts.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() string {
+		var out struct {
+			Results []struct {
+				Series []struct {
+					Tags   map[string]string `json:"tags"`
+					Values [][]any           `json:"values"`
+				} `json:"series"`
+			} `json:"results"`
+		}
+		q := url.QueryEscape("SELECT v_count FROM telemetry GROUP BY device_id")
+		s.must("GET", "/query?db=edgewise_1m&epoch=s&q="+q, nil, &out, 200)
+		var parts []string
+		for _, r := range out.Results {
+			for _, se := range r.Series {
+				for _, v := range se.Values {
+					parts = append(parts, fmt.Sprintf("%s@%.0f=%v", se.Tags["device_id"], v[0], v[1]))
+				}
+			}
+		}
+		sort.Strings(parts)
+		return strings.Join(parts, " ")
+	}
+	const before = "d1@1699999980=2 d1@1700000040=1 d2@1699999980=1"
+	eventually(t, "rollup computed", func() bool { return counts() == before })
+
+	// Delete d1's point at ...995: its window keeps one point.
+	s.must("POST", "/api/v2/delete?org=x&bucket=edgewise", map[string]string{
+		"start": "2023-11-14T22:13:15Z", "stop": "2023-11-14T22:13:15Z", "predicate": `_measurement="telemetry" AND device_id="d1"`,
+	}, nil, 204)
+	if got, want := counts(), "d1@1699999980=1 d1@1700000040=1 d2@1699999980=1"; got != want {
+		t.Fatalf("after /api/v2/delete: %s, want %s", got, want)
+	}
+	q := url.QueryEscape("DROP SERIES FROM telemetry WHERE device_id = 'd1'")
+	s.must("POST", "/query?db=edgewise&q="+q, nil, nil, 200)
+	if got, want := counts(), "d2@1699999980=1"; got != want {
+		t.Fatalf("after DROP SERIES: %s, want %s", got, want)
 	}
 }
