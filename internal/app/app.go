@@ -255,6 +255,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		MaxBodyBytes:   cfg.Influx.MaxBodyBytes,
 		QueryTimeout:   time.Duration(cfg.Influx.QueryTimeout),
 		QueryMaxPoints: cfg.Storage.MaxQuerySamples,
+		Org:            cfg.Influx.Org,
 	})
 	if err != nil {
 		return nil, err
@@ -441,7 +442,7 @@ func (a *App) Stats() any {
 		"broker": a.broker.Stats(),
 		"mqtt":   map[string]any{"listeners": a.ListenerStats()},
 		"ingest": a.ingest.Stats(),
-		"tsdb":   a.ts.Stats(),
+		"tsdb":   a.tsdbStats(),
 		"rules":  a.rulesStats(),
 	}
 	st["shadow"], st["commands"] = a.shadows.Stats(), a.commands.Stats()

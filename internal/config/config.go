@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -196,6 +197,9 @@ type Influx struct {
 	MaxBodyBytes   int64 `yaml:"max_body_bytes"` // write body after gunzip; default 64 MiB
 	// QueryTimeout bounds one /query or /api/v2/query request (default 30s).
 	QueryTimeout Duration `yaml:"query_timeout"`
+	// Org is the name of the one organisation of the v2 API (default
+	// "edgewise"): what GET /api/v2/orgs answers when no name is asked.
+	Org string `yaml:"org"`
 }
 
 // Devices configures shadows, commands and jobs.
@@ -283,7 +287,7 @@ func Default() Config {
 			FlushInterval: Duration(time.Minute),
 			Database:      "edgewise",
 		},
-		Influx:  Influx{MaxBodyBytes: 64 << 20, QueryTimeout: Duration(30 * time.Second)},
+		Influx:  Influx{MaxBodyBytes: 64 << 20, QueryTimeout: Duration(30 * time.Second), Org: "edgewise"},
 		Ingest:  Ingest{Measurement: "telemetry"},
 		Devices: Devices{ShadowMaxBytes: 8192, CommandRetention: Duration(7 * 24 * time.Hour)},
 		Auth:    Auth{Password: true},
@@ -451,6 +455,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Influx.QueryTimeout < 0 {
 		return bad("influx.query_timeout must not be negative")
+	}
+	if c.Influx.Org == "" || len(c.Influx.Org) > 255 || strings.ContainsFunc(c.Influx.Org, unicode.IsControl) {
+		return bad("influx.org %q must be 1-255 printable characters", c.Influx.Org)
 	}
 	if c.Storage.Database == "" || c.Storage.Retention < 0 || c.Storage.MaxQuerySamples < 0 || c.Storage.OutOfOrderWindow < 0 || c.Storage.MaxSeries < 0 || c.Influx.MaxBodyBytes < 1024 {
 		return bad("storage.database must not be empty, storage.retention and max_query_samples not negative, influx.max_body_bytes at least 1024")

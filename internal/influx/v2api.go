@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ func (h *Handler) org(name string) v2Org {
 	}
 	o := v2Org{ID: orgID, Name: name, Status: "active", Description: "the Edgewise organisation"}
 	o.Links.Self = "/api/v2/orgs/" + orgID
-	o.Links.Buckets = "/api/v2/buckets?org=" + name
+	o.Links.Buckets = "/api/v2/buckets?org=" + url.QueryEscape(name)
 	return o
 }
 

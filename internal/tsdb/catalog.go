@@ -55,7 +55,12 @@ type Catalog struct {
 	mu      sync.RWMutex
 	dbs     map[string]*catalogEntry
 	rollups []Rollup
+	pending []rollupDelete // deletes whose rollup update is not finished
 	closed  bool
+
+	// rollupMu serialises rollup computations with the rollup updates of
+	// deletes (rollup_delete.go).
+	rollupMu sync.Mutex
 
 	stopOnce   sync.Once
 	jobs       chan rollupJob
@@ -71,6 +76,9 @@ type catalogEntry struct {
 type catalogFile struct {
 	Databases []DatabaseInfo `json:"databases"`
 	Rollups   []Rollup       `json:"rollups,omitempty"`
+	// RollupDeletes are deletes of rollup sources whose rollup update was
+	// interrupted; OpenCatalog finishes them.
+	RollupDeletes []rollupDelete `json:"rollup_deletes,omitempty"`
 }
 
 const catalogFileName = "catalog.json"
@@ -114,6 +122,7 @@ func OpenCatalog(ctx context.Context, opts CatalogOptions) (*Catalog, error) {
 		cf.Databases = append(cf.Databases, DatabaseInfo{Name: opts.DefaultDatabase, Retention: RetentionPolicy{Name: "autogen"}})
 	}
 	c.rollups = cf.Rollups
+	c.pending = cf.RollupDeletes
 	for _, info := range cf.Databases {
 		db, err := c.openDB(ctx, info)
 		if err != nil {
@@ -125,6 +134,9 @@ func OpenCatalog(ctx context.Context, opts CatalogOptions) (*Catalog, error) {
 	if err := c.save(); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if len(c.pending) > 0 {
+		c.resumeRollupDeletes(ctx)
 	}
 	return c, nil
 }
@@ -174,6 +186,7 @@ func (c *Catalog) openDB(ctx context.Context, info DatabaseInfo) (*DB, error) {
 	o.Logger = c.log.With("database", info.Name)
 	o.Retention = info.Retention.Duration
 	o.OnBlock = c.onBlock(info.Name)
+	o.OnDelete = c.onDelete(info.Name)
 	db, err := Open(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("tsdb: database %q: %w", info.Name, err)
@@ -184,7 +197,7 @@ func (c *Catalog) openDB(ctx context.Context, info DatabaseInfo) (*DB, error) {
 // save writes catalog.json atomically; c.mu must be held (or the catalog
 // not yet shared).
 func (c *Catalog) save() error {
-	cf := catalogFile{Rollups: c.rollups}
+	cf := catalogFile{Rollups: c.rollups, RollupDeletes: c.pending}
 	for _, e := range c.dbs {
 		cf.Databases = append(cf.Databases, e.info)
 	}

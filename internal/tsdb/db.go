@@ -63,8 +63,8 @@ type Options struct {
 	// within the window go to the head and are merged by compaction.
 	OutOfOrderWindow time.Duration
 	// MaxSeries rejects points that would create more series
-	// (ErrSeriesLimit); 0 = unlimited. Checked when a batch is submitted,
-	// so concurrent batches may overshoot by their new series.
+	// (ErrSeriesLimit); 0 = unlimited. Exact under concurrent writers: a
+	// batch's new series enter the index when it is admitted (see admit).
 	MaxSeries int
 	// CompactInterval is how often partitions with several blocks (or
 	// deletions) are compacted; default FlushInterval.
@@ -73,6 +73,10 @@ type Options struct {
 	// goroutine or Flush) with the start of each partition that got a new
 	// block from a flush; rollups hang on it.
 	OnBlock func(partitionStart int64)
+	// OnDelete, if set, runs each Delete (end 0 already made unbounded):
+	// it must call del, which performs the deletion, and returns its
+	// error; it may do more around it (rollups recompute their windows).
+	OnDelete func(ctx context.Context, measurement string, ms []Matcher, start, end int64, del func() error) error
 	// Now is the clock for retention; default time.Now.
 	Now func() time.Time
 }
@@ -408,6 +412,14 @@ func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, e
 // admit drops points outside the write window or beyond the series limit.
 // idx (nil for Write) maps pts to caller indexes and is updated; with idx
 // nil the first rejection is enough (the batch fails).
+//
+// With MaxSeries set, the limit is exact under concurrency: the series a
+// batch may create are created in the index here, under the write lock,
+// before the batch is queued, so concurrent batches count each other's
+// new series. Points of existing series cost one read-locked lookup per
+// batch, as before. A series created here whose batch then fails (WAL
+// error, field type conflict, cancelled context) stays in the index,
+// without data, until the next Open; InfluxDB behaves the same.
 func (db *DB) admit(pts []preparedPoint, idx *[]int) ([]preparedPoint, []PointError) {
 	floor := int64(math.MinInt64)
 	if w := int64(db.opts.OutOfOrderWindow); w > 0 {
@@ -416,13 +428,10 @@ func (db *DB) admit(pts []preparedPoint, idx *[]int) ([]preparedPoint, []PointEr
 	if r := db.retention.Load(); r > 0 {
 		floor = max(floor, db.opts.Now().UnixNano()-r)
 	}
-	var newSeries map[string]bool
 	limit := db.opts.MaxSeries
-	var have int
+	var refused map[string]bool // new series keys beyond the limit
 	if limit > 0 {
-		db.mu.RLock()
-		have = len(db.index.byKey)
-		defer db.mu.RUnlock()
+		refused = db.reserveSeries(pts, floor, limit, idx == nil)
 	}
 	var rej []PointError
 	kept := pts[:0]
@@ -439,16 +448,9 @@ func (db *DB) admit(pts []preparedPoint, idx *[]int) ([]preparedPoint, []PointEr
 			db.rejectedLate.Add(1)
 			err = fmt.Errorf("%w: time %d is older than %d (out-of-order window %v, retention %v)",
 				ErrOutOfWindow, p.Time, floor, db.opts.OutOfOrderWindow, time.Duration(db.retention.Load()))
-		case limit > 0 && db.index.byKey[p.key] == nil && !newSeries[p.key]:
-			if have+len(newSeries) >= limit {
-				db.rejectedSeries.Add(1)
-				err = fmt.Errorf("%w: %d series (storage max_series)", ErrSeriesLimit, limit)
-				break
-			}
-			if newSeries == nil {
-				newSeries = make(map[string]bool)
-			}
-			newSeries[p.key] = true
+		case refused[p.key]:
+			db.rejectedSeries.Add(1)
+			err = seriesLimitError(limit)
 		}
 		if err != nil {
 			rej = append(rej, PointError{Index: orig, Err: err})

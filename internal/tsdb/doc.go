@@ -111,7 +111,7 @@
 // partitions. Delete records a tombstone (tombstones.json) that masks older
 // blocks at query time until compaction. Rollups keep per-window
 // mean/min/max/count of a database in another, recomputed per flushed
-// partition. Blocks leaving the block list are closed when the last query
+// partition and, for the windows a Delete touches, by the delete itself. Blocks leaving the block list are closed when the last query
 // that planned with them ends. OutOfOrderWindow, retention and MaxSeries
 // refuse points with ErrOutOfWindow and ErrSeriesLimit; WritePartial
 // stores the rest. docs/storage.md is the user-facing description.

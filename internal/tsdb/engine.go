@@ -102,11 +102,11 @@ func (db *DB) saveTombstones() error {
 	return syncDir(db.opts.Dir)
 }
 
-// Delete removes the samples of the series of measurement that satisfy
+// deleteRange removes the samples of the series of measurement that satisfy
 // every matcher, with start <= t < end (end 0 = no bound), written before
 // Delete returns. The head is flushed first; blocks are masked by a
 // tombstone at query time until compaction rewrites them.
-func (db *DB) Delete(ctx context.Context, measurement string, ms []Matcher, start, end int64) error {
+func (db *DB) deleteRange(ctx context.Context, measurement string, ms []Matcher, start, end int64) error {
 	if measurement == "" {
 		return fmt.Errorf("%w: delete needs a measurement", ErrInvalidQuery)
 	}

@@ -121,66 +121,77 @@ func (c *Catalog) runRollup(ctx context.Context, r Rollup, part int64) error {
 	if err != nil {
 		return err
 	}
-	start, end := part, part+src.blockDur
+	c.rollupMu.Lock()
+	defer c.rollupMu.Unlock()
 	meas, err := src.Measurements(ctx)
 	if err != nil {
 		return err
 	}
-	every := int64(r.Every)
 	for _, m := range meas {
-		fields, err := src.FieldKeys(ctx, m)
+		if err := c.rollupWindows(ctx, r, src, dst, m, nil, part, part+src.blockDur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollupWindows recomputes r's windows in [start, end) (multiples of
+// r.Every) for the series of measurement m that satisfy ms, and writes them
+// to dst (last write wins). Windows without source data are not written.
+func (c *Catalog) rollupWindows(ctx context.Context, r Rollup, src, dst *DB, m string, ms []Matcher, start, end int64) error {
+	every := int64(r.Every)
+	fields, err := src.FieldKeys(ctx, m)
+	if err != nil {
+		return err
+	}
+	var numeric []string
+	for _, f := range fields {
+		if f.Type != Boolean && f.Type != String {
+			numeric = append(numeric, f.Key)
+		}
+	}
+	if len(numeric) == 0 {
+		return nil
+	}
+	type key struct {
+		series string
+		t      int64
+	}
+	points := map[key]*Point{}
+	var order []key
+	for _, fn := range rollupFns {
+		res, err := src.Query(ctx, Query{Measurement: m, Matchers: ms, Fields: numeric, Start: start, End: end, Every: r.Every, Fn: fn})
 		if err != nil {
 			return err
 		}
-		var numeric []string
-		for _, f := range fields {
-			if f.Type != Boolean && f.Type != String {
-				numeric = append(numeric, f.Key)
-			}
-		}
-		if len(numeric) == 0 {
-			continue
-		}
-		type key struct {
-			series string
-			t      int64
-		}
-		points := map[key]*Point{}
-		var order []key
-		for _, fn := range rollupFns {
-			res, err := src.Query(ctx, Query{Measurement: m, Fields: numeric, Start: start, End: end, Every: r.Every, Fn: fn})
-			if err != nil {
-				return err
-			}
-			for _, s := range res {
-				sk := seriesKey(m, s.Tags)
-				for _, x := range s.Samples {
-					k := key{sk, x.Time - every}
-					p := points[k]
-					if p == nil {
-						p = &Point{Measurement: m, Tags: s.Tags, Time: k.t}
-						points[k] = p
-						order = append(order, k)
-					}
-					p.Fields = append(p.Fields, Field{Key: s.Field + "_" + string(fn), Value: x.Value})
+		for _, s := range res {
+			sk := seriesKey(m, s.Tags)
+			for _, x := range s.Samples {
+				k := key{sk, x.Time - every}
+				p := points[k]
+				if p == nil {
+					p = &Point{Measurement: m, Tags: s.Tags, Time: k.t}
+					points[k] = p
+					order = append(order, k)
 				}
+				p.Fields = append(p.Fields, Field{Key: s.Field + "_" + string(fn), Value: x.Value})
 			}
 		}
-		batch := make([]Point, 0, len(order))
-		for _, k := range order {
-			batch = append(batch, *points[k])
+	}
+	batch := make([]Point, 0, len(order))
+	for _, k := range order {
+		batch = append(batch, *points[k])
+	}
+	for len(batch) > 0 {
+		n := min(len(batch), 10000)
+		rej, err := dst.WritePartial(ctx, batch[:n])
+		if err != nil {
+			return err
 		}
-		for len(batch) > 0 {
-			n := min(len(batch), 10000)
-			rej, err := dst.WritePartial(ctx, batch[:n])
-			if err != nil {
-				return err
-			}
-			if len(rej) > 0 {
-				c.log.Debug("tsdb: rollup points refused by the target", "target", r.Target, "count", len(rej), "first", rej[0].Err)
-			}
-			batch = batch[n:]
+		if len(rej) > 0 {
+			c.log.Debug("tsdb: rollup points refused by the target", "target", r.Target, "count", len(rej), "first", rej[0].Err)
 		}
+		batch = batch[n:]
 	}
 	return nil
 }
