@@ -37,6 +37,28 @@ func tablesValue(ts []*Table, err error) (Value, error) {
 	return streamValue(&stream{tables: ts}), nil
 }
 
+// mergedValue is tablesValue for transformations that can change group
+// keys: tables whose keys became equal are merged.
+func mergedValue(ts []*Table, err error) (Value, error) {
+	if err != nil {
+		return Value{}, err
+	}
+	return streamValue(&stream{tables: merge(ts)}), nil
+}
+
+// mapRows returns a table with columns cols whose rows are t's passed
+// through f; the key row of a table without rows goes through f too.
+func mapRows(t *Table, cols []Column, f func(row []Value) []Value) *Table {
+	nt := &Table{Cols: cols, Rows: make([][]Value, len(t.Rows))}
+	for r, row := range t.Rows {
+		nt.Rows[r] = f(row)
+	}
+	if len(t.Rows) == 0 && t.empty != nil {
+		nt.empty = f(t.empty)
+	}
+	return nt
+}
+
 // columnsArg reads an array of column names, each of which must exist
 // in every table it is applied to (checked by the caller).
 func columnsArg(args *record, def ...string) ([]string, error) {
@@ -67,6 +89,25 @@ func replaceColumn(t *Table, i int, c Column) []Column {
 	return cols
 }
 
+// addColumn returns a copy of t's columns that has one labelled label
+// (appended, without a type, if t has none) and the index of that column.
+func addColumn(t *Table, label string) ([]Column, int) {
+	cols := slices.Clone(t.Cols)
+	if i := t.idx(label); i >= 0 {
+		return cols, i
+	}
+	return append(cols, Column{Label: label}), len(cols)
+}
+
+// withValue returns row widened to n values (the new ones null) with v
+// at index i.
+func withValue(row []Value, n, i int, v Value) []Value {
+	nr := make([]Value, n)
+	copy(nr, row)
+	nr[i] = v
+	return nr
+}
+
 // ---- duplicate, set, fill, timeShift ----
 
 func bDuplicate(x *run, args *record, pipe *stream) (Value, error) {
@@ -78,39 +119,17 @@ func bDuplicate(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	out, err := x.eachTable(pipe, func(t *Table) (*Table, error) {
+	return mergedValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
 		ci := t.idx(col.S)
 		if ci < 0 {
 			return nil, invalidf("duplicate: column %q not found", col.S)
 		}
 		// The copy is never part of the group key; an existing column
 		// named as is overwritten in place.
-		nt := &Table{Cols: slices.Clone(t.Cols)}
-		ai := nt.idx(as.S)
-		if ai < 0 {
-			ai = len(nt.Cols)
-			nt.Cols = append(nt.Cols, Column{})
-		}
-		nt.Cols[ai] = Column{Label: as.S, Type: t.Cols[ci].Type}
-		put := func(row []Value) []Value {
-			nr := make([]Value, len(nt.Cols))
-			copy(nr, row)
-			nr[ai] = row[ci]
-			return nr
-		}
-		nt.Rows = make([][]Value, len(t.Rows))
-		for r, row := range t.Rows {
-			nt.Rows[r] = put(row)
-		}
-		if len(t.Rows) == 0 && t.empty != nil {
-			nt.empty = put(t.empty)
-		}
-		return nt, nil
-	})
-	if err != nil {
-		return Value{}, err
-	}
-	return streamValue(&stream{tables: merge(out)}), nil
+		cols, ai := addColumn(t, as.S)
+		cols[ai] = Column{Label: as.S, Type: t.Cols[ci].Type}
+		return mapRows(t, cols, func(row []Value) []Value { return withValue(row, len(cols), ai, row[ci]) }), nil
+	}))
 }
 
 func bSet(x *run, args *record, pipe *stream) (Value, error) {
@@ -122,32 +141,11 @@ func bSet(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	out, err := x.eachTable(pipe, func(t *Table) (*Table, error) {
-		nt := &Table{Cols: slices.Clone(t.Cols)}
-		ci := nt.idx(key.S)
-		if ci < 0 {
-			ci = len(nt.Cols)
-			nt.Cols = append(nt.Cols, Column{Label: key.S})
-		}
-		nt.Cols[ci].Type = KString
-		put := func(row []Value) []Value {
-			nr := make([]Value, len(nt.Cols))
-			copy(nr, row)
-			nr[ci] = val
-			return nr
-		}
-		for _, row := range t.Rows {
-			nt.Rows = append(nt.Rows, put(row))
-		}
-		if len(t.Rows) == 0 && t.empty != nil {
-			nt.empty = put(t.empty)
-		}
-		return nt, nil
-	})
-	if err != nil {
-		return Value{}, err
-	}
-	return streamValue(&stream{tables: merge(out)}), nil
+	return mergedValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
+		cols, ci := addColumn(t, key.S)
+		cols[ci].Type = KString
+		return mapRows(t, cols, func(row []Value) []Value { return withValue(row, len(cols), ci, val) }), nil
+	}))
 }
 
 func bFill(x *run, args *record, pipe *stream) (Value, error) {
@@ -220,21 +218,13 @@ func bTimeShift(x *run, args *record, pipe *stream) (Value, error) {
 				idx = append(idx, i)
 			}
 		}
-		nt := &Table{Cols: t.Cols, Rows: make([][]Value, len(t.Rows))}
-		for r, row := range t.Rows {
+		return mapRows(t, t.Cols, func(row []Value) []Value {
 			nr := slices.Clone(row)
 			for _, i := range idx {
 				nr[i] = shift(nr[i])
 			}
-			nt.Rows[r] = nr
-		}
-		if t.empty != nil {
-			nt.empty = slices.Clone(t.empty)
-			for _, i := range idx {
-				nt.empty[i] = shift(nt.empty[i])
-			}
-		}
-		return nt, nil
+			return nr
+		}), nil
 	})
 	if err != nil {
 		return Value{}, err
@@ -926,7 +916,7 @@ func bReduce(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	out, err := x.eachTable(pipe, func(t *Table) (*Table, error) {
+	return mergedValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
 		acc := identity
 		for _, row := range t.Rows {
 			a := newRecord()
@@ -978,9 +968,5 @@ func bReduce(x *run, args *record, pipe *stream) (Value, error) {
 		}
 		nt.Rows = [][]Value{row}
 		return nt, nil
-	})
-	if err != nil {
-		return Value{}, err
-	}
-	return streamValue(&stream{tables: merge(out)}), nil
+	}))
 }
