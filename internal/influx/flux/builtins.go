@@ -200,30 +200,26 @@ func bFilter(x *run, args *record, pipe *stream) (Value, error) {
 		}
 		return streamValue(&stream{src: src}), nil
 	}
-	in, err := x.materialize(pipe)
-	if err != nil {
-		return Value{}, err
-	}
-	var out []*Table
-	for _, t := range in {
+	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
 		nt := &Table{Cols: t.Cols}
 		for _, row := range t.Rows {
 			v, err := x.evalOnRow(f, param, t, row)
 			if err != nil {
-				return Value{}, err
+				return nil, err
 			}
 			if v.truthy() {
 				nt.Rows = append(nt.Rows, row)
 			}
 		}
-		if len(nt.Rows) > 0 || keepEmpty {
-			if len(nt.Rows) == 0 {
-				nt.empty = t.keyRow()
-			}
-			out = append(out, nt)
+		if len(nt.Rows) > 0 {
+			return nt, nil
 		}
-	}
-	return streamValue(&stream{tables: out}), nil
+		if keepEmpty {
+			nt.empty = t.keyRow()
+			return nt, nil
+		}
+		return nil, nil
+	}))
 }
 
 // ---- aggregates ----
@@ -300,18 +296,9 @@ func bAggregateWindow(x *run, args *record, pipe *stream) (Value, error) {
 			t.Cols[3].Type = aggKind(fn, t.Cols[3].Type)
 		}
 	} else {
-		in, err := x.materialize(pipe)
+		tables, err = x.eachTable(pipe, func(t *Table) (*Table, error) { return windowTable(t, fn, w, column, timeSrc) })
 		if err != nil {
 			return Value{}, err
-		}
-		for _, t := range in {
-			nt, err := windowTable(t, fn, w, column, timeSrc)
-			if err != nil {
-				return Value{}, err
-			}
-			if nt != nil {
-				tables = append(tables, nt)
-			}
 		}
 	}
 	if createEmpty {
@@ -514,69 +501,70 @@ func aggregateFn(fn string) builtinFn {
 		if err := needStream(pipe); err != nil {
 			return Value{}, err
 		}
-		column := "_value"
-		if v, ok, err := argKind(args, "column", KString, false); err != nil {
-			return Value{}, err
-		} else if ok {
-			column = v.S
-		}
-		population := false
-		if v, ok, err := argKind(args, "mode", KString, false); err != nil {
-			return Value{}, err
-		} else if ok {
-			if v.S != "sample" && v.S != "population" {
-				return Value{}, invalidf("stddev: mode must be \"sample\" or \"population\"")
-			}
-			population = v.S == "population"
-		}
-		in, err := x.materialize(pipe)
+		column, err := stringArg(args, "column", "_value")
 		if err != nil {
 			return Value{}, err
 		}
-		var out []*Table
+		mode, err := stringArg(args, "mode", "sample")
+		if err != nil {
+			return Value{}, err
+		}
+		if mode != "sample" && mode != "population" {
+			return Value{}, invalidf("stddev: mode must be \"sample\" or \"population\"")
+		}
 		regroup := false
-		for _, t := range in {
+		out, err := x.eachTable(pipe, func(t *Table) (*Table, error) {
 			vi := t.idx(column)
 			if vi < 0 {
-				return Value{}, invalidf("%s: column %q not found", fn, column)
+				return nil, invalidf("%s: column %q not found", fn, column)
 			}
 			regroup = regroup || t.Cols[vi].Key
-			a := aggState{population: population}
+			a := aggState{population: mode == "population"}
 			for i, row := range t.Rows {
 				if err := a.add(fn, i, row[vi]); err != nil {
-					return Value{}, err
+					return nil, err
 				}
 			}
 			if isSelector(fn) {
-				if a.has {
-					out = append(out, &Table{Cols: t.Cols, Rows: [][]Value{t.Rows[a.sel]}})
+				if !a.has {
+					return nil, nil
 				}
-				continue
+				return &Table{Cols: t.Cols, Rows: [][]Value{t.Rows[a.sel]}}, nil
 			}
 			// The output is the group key and the aggregated column (which
 			// leaves the key when it was part of it).
-			nt := &Table{}
-			var row []Value
-			kr := t.keyRow()
-			for i, c := range t.Cols {
-				if c.Key && i != vi {
-					nt.Cols = append(nt.Cols, c)
-					if kr != nil {
-						row = append(row, kr[i])
-					} else {
-						row = append(row, Value{})
-					}
-				}
-			}
-			nt.Cols = append(nt.Cols, Column{Label: column, Type: aggKind(fn, t.Cols[vi].Type)})
-			nt.Rows = [][]Value{append(row, a.result(fn))}
-			out = append(out, nt)
+			cols, row := keyColumns(t, column)
+			cols = append(cols, Column{Label: column, Type: aggKind(fn, t.Cols[vi].Type)})
+			return &Table{Cols: cols, Rows: [][]Value{append(row, a.result(fn))}}, nil
+		})
+		if err != nil {
+			return Value{}, err
 		}
 		if regroup {
 			out = merge(out)
 		}
 		return streamValue(&stream{tables: out}), nil
 	}
+}
+
+// keyColumns returns t's group key columns, but the one labelled except,
+// and their values (nulls when the table's key row is unknown).
+func keyColumns(t *Table, except string) ([]Column, []Value) {
+	var cols []Column
+	var vals []Value
+	kr := t.keyRow()
+	for i, c := range t.Cols {
+		if !c.Key || c.Label == except {
+			continue
+		}
+		cols = append(cols, c)
+		if kr != nil {
+			vals = append(vals, kr[i])
+		} else {
+			vals = append(vals, Value{})
+		}
+	}
+	return cols, vals
 }
 
 // ---- shaping ----
@@ -660,28 +648,28 @@ func bGroup(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	mode := "by"
-	if v, ok, err := argKind(args, "mode", KString, false); err != nil {
+	mode, err := stringArg(args, "mode", "by")
+	if err != nil {
 		return Value{}, err
-	} else if ok {
-		mode = v.S
 	}
 	if mode != "by" && mode != "except" {
 		return Value{}, invalidf("group: mode must be \"by\" or \"except\"")
 	}
-	in, err := x.materialize(pipe)
-	if err != nil {
-		return Value{}, err
+	return mergedValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
+		return mapColumns(t, func(c Column) Column {
+			c.Key = slices.Contains(cols, c.Label) == (mode == "by")
+			return c
+		}), nil
+	}))
+}
+
+// mapColumns returns t (rows shared) with each column passed through f.
+func mapColumns(t *Table, f func(c Column) Column) *Table {
+	nt := &Table{Cols: make([]Column, len(t.Cols)), Rows: t.Rows}
+	for i, c := range t.Cols {
+		nt.Cols[i] = f(c)
 	}
-	out := make([]*Table, len(in))
-	for i, t := range in {
-		nt := &Table{Cols: slices.Clone(t.Cols), Rows: t.Rows}
-		for j := range nt.Cols {
-			nt.Cols[j].Key = slices.Contains(cols, nt.Cols[j].Label) == (mode == "by")
-		}
-		out[i] = nt
-	}
-	return streamValue(&stream{tables: merge(out)}), nil
+	return nt
 }
 
 func project(t *Table, keep func(label string) bool) *Table {
@@ -716,15 +704,9 @@ func keepDrop(keep bool) builtinFn {
 		if cols == nil {
 			return Value{}, invalidf("missing required argument columns")
 		}
-		in, err := x.materialize(pipe)
-		if err != nil {
-			return Value{}, err
-		}
-		out := make([]*Table, len(in))
-		for i, t := range in {
-			out[i] = project(t, func(l string) bool { return slices.Contains(cols, l) == keep })
-		}
-		return streamValue(&stream{tables: merge(out)}), nil
+		return mergedValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
+			return project(t, func(l string) bool { return slices.Contains(cols, l) == keep }), nil
+		}))
 	}
 }
 
@@ -741,21 +723,14 @@ func bRename(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	in, err := x.materialize(pipe)
-	if err != nil {
-		return Value{}, err
-	}
-	out := make([]*Table, len(in))
-	for i, t := range in {
-		nt := &Table{Cols: slices.Clone(t.Cols), Rows: t.Rows}
-		for j, c := range nt.Cols {
+	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
+		return mapColumns(t, func(c Column) Column {
 			if v, ok := m.x.rec.get(c.Label); ok && v.Kind == KString {
-				nt.Cols[j].Label = v.S
+				c.Label = v.S
 			}
-		}
-		out[i] = nt
-	}
-	return streamValue(&stream{tables: out}), nil
+			return c
+		}), nil
+	}))
 }
 
 func bLimit(x *run, args *record, pipe *stream) (Value, error) {
@@ -773,19 +748,14 @@ func bLimit(x *run, args *record, pipe *stream) (Value, error) {
 	if n.I < 0 || off.I < 0 {
 		return Value{}, invalidf("limit: n and offset must not be negative")
 	}
-	in, err := x.materialize(pipe)
-	if err != nil {
-		return Value{}, err
-	}
-	var out []*Table
-	for _, t := range in {
+	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
 		lo := min(int(off.I), len(t.Rows))
 		hi := min(lo+int(min(n.I, 1<<40)), len(t.Rows))
-		if hi > lo {
-			out = append(out, &Table{Cols: t.Cols, Rows: t.Rows[lo:hi]})
+		if hi <= lo {
+			return nil, nil
 		}
-	}
-	return streamValue(&stream{tables: out}), nil
+		return &Table{Cols: t.Cols, Rows: t.Rows[lo:hi]}, nil
+	}))
 }
 
 func bSort(x *run, args *record, pipe *stream) (Value, error) {
@@ -796,16 +766,11 @@ func bSort(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	desc, _, err := argKind(args, "desc", KBool, false)
+	desc, err := boolArg(args, "desc", false)
 	if err != nil {
 		return Value{}, err
 	}
-	in, err := x.materialize(pipe)
-	if err != nil {
-		return Value{}, err
-	}
-	out := make([]*Table, len(in))
-	for i, t := range in {
+	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
 		var idx []int
 		for _, c := range cols {
 			if j := t.idx(c); j >= 0 {
@@ -813,24 +778,9 @@ func bSort(x *run, args *record, pipe *stream) (Value, error) {
 			}
 		}
 		rows := slices.Clone(t.Rows)
-		slices.SortStableFunc(rows, func(a, b []Value) int {
-			for _, j := range idx {
-				c, ok := compare(a[j], b[j])
-				if !ok { // nulls first
-					c = cmp.Compare(boolInt(a[j].Kind != KNull), boolInt(b[j].Kind != KNull))
-				}
-				if c != 0 {
-					if desc.truthy() {
-						return -c
-					}
-					return c
-				}
-			}
-			return 0
-		})
-		out[i] = &Table{Cols: t.Cols, Rows: rows}
-	}
-	return streamValue(&stream{tables: out}), nil
+		sortRows(rows, idx, desc)
+		return &Table{Cols: t.Cols, Rows: rows}, nil
+	}))
 }
 
 func boolInt(b bool) int {
@@ -844,11 +794,9 @@ func bYield(x *run, args *record, pipe *stream) (Value, error) {
 	if err := needStream(pipe); err != nil {
 		return Value{}, err
 	}
-	name := "_result"
-	if v, ok, err := argKind(args, "name", KString, false); err != nil {
+	name, err := stringArg(args, "name", "_result")
+	if err != nil {
 		return Value{}, err
-	} else if ok {
-		name = v.S
 	}
 	tables, err := x.materialize(pipe)
 	if err != nil {
@@ -999,20 +947,15 @@ func bMap(x *run, args *record, pipe *stream) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
-	in, err := x.materialize(pipe)
-	if err != nil {
-		return Value{}, err
-	}
-	var out []*Table
-	for _, t := range in {
+	return mergedValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
 		var nt *Table
 		for _, row := range t.Rows {
 			v, err := x.evalOnRow(f, param, t, row)
 			if err != nil {
-				return Value{}, err
+				return nil, err
 			}
 			if v.Kind != KRecord {
-				return Value{}, invalidf("map fn must return a record, got %s", v.Kind)
+				return nil, invalidf("map fn must return a record, got %s", v.Kind)
 			}
 			rec := v.x.rec
 			if nt == nil {
@@ -1037,9 +980,6 @@ func bMap(x *run, args *record, pipe *stream) (Value, error) {
 			}
 			nt.Rows = append(nt.Rows, nr)
 		}
-		if nt != nil {
-			out = append(out, nt)
-		}
-	}
-	return streamValue(&stream{tables: merge(out)}), nil
+		return nt, nil
+	}))
 }
