@@ -533,7 +533,7 @@ func aggregateFn(fn string) builtinFn {
 			}
 			// The output is the group key and the aggregated column (which
 			// leaves the key when it was part of it).
-			cols, row := keyColumns(t, column)
+			cols, row := keyColumns(t, vi)
 			cols = append(cols, Column{Label: column, Type: aggKind(fn, t.Cols[vi].Type)})
 			return &Table{Cols: cols, Rows: [][]Value{append(row, a.result(fn))}}, nil
 		})
@@ -547,14 +547,14 @@ func aggregateFn(fn string) builtinFn {
 	}
 }
 
-// keyColumns returns t's group key columns, but the one labelled except,
-// and their values (nulls when the table's key row is unknown).
-func keyColumns(t *Table, except string) ([]Column, []Value) {
+// keyColumns returns t's group key columns but column except (-1 for
+// none) and their values (nulls when the table's key row is unknown).
+func keyColumns(t *Table, except int) ([]Column, []Value) {
 	var cols []Column
 	var vals []Value
 	kr := t.keyRow()
 	for i, c := range t.Cols {
-		if !c.Key || c.Label == except {
+		if !c.Key || i == except {
 			continue
 		}
 		cols = append(cols, c)
@@ -835,13 +835,10 @@ func bPivot(x *run, args *record, pipe *stream) (Value, error) {
 	// Regroup without the column-key and value columns in the key.
 	regrouped := make([]*Table, len(in))
 	for i, t := range in {
-		nt := &Table{Cols: slices.Clone(t.Cols), Rows: t.Rows}
-		for j := range nt.Cols {
-			if slices.Contains(colKey, nt.Cols[j].Label) || nt.Cols[j].Label == vc.S {
-				nt.Cols[j].Key = false
-			}
-		}
-		regrouped[i] = nt
+		regrouped[i] = mapColumns(t, func(c Column) Column {
+			c.Key = c.Key && !slices.Contains(colKey, c.Label) && c.Label != vc.S
+			return c
+		})
 	}
 	var out []*Table
 	for _, t := range merge(regrouped) {

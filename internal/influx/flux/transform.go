@@ -580,20 +580,8 @@ func bDistinct(x *run, args *record, pipe *stream) (Value, error) {
 			return nil, invalidf("distinct: column %q not found", column)
 		}
 		// The output holds the group key and the distinct values in _value.
-		nt := &Table{}
-		var key []Value
-		kr := t.keyRow()
-		for i, c := range t.Cols {
-			if c.Key && c.Label != "_value" {
-				nt.Cols = append(nt.Cols, c)
-				if kr != nil {
-					key = append(key, kr[i])
-				} else {
-					key = append(key, Value{})
-				}
-			}
-		}
-		nt.Cols = append(nt.Cols, Column{Label: "_value", Type: t.Cols[ci].Type})
+		cols, key := keyColumns(t, t.idx("_value"))
+		nt := &Table{Cols: append(cols, Column{Label: "_value", Type: t.Cols[ci].Type})}
 		seen := map[valueKey]bool{}
 		for _, row := range t.Rows {
 			v := row[ci]
@@ -934,24 +922,13 @@ func bReduce(x *run, args *record, pipe *stream) (Value, error) {
 		// The output: the group key (values overwritten by the
 		// accumulator's fields of the same name) and the other fields.
 		rec := acc.x.rec
-		nt := &Table{}
-		var row []Value
-		kr := t.keyRow()
-		for i, c := range t.Cols {
-			if !c.Key {
-				continue
-			}
-			v := Value{}
-			if kr != nil {
-				v = kr[i]
-			}
+		cols, row := keyColumns(t, -1)
+		for i, c := range cols {
 			if av, ok := rec.get(c.Label); ok {
-				v = av
-				c.Type = av.Kind
+				row[i], cols[i].Type = av, av.Kind
 			}
-			nt.Cols = append(nt.Cols, c)
-			row = append(row, v)
 		}
+		nt := &Table{Cols: cols}
 		for _, k := range rec.keys {
 			if nt.idx(k) >= 0 {
 				continue
