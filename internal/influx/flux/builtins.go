@@ -569,6 +569,14 @@ func keyColumns(t *Table, except int) ([]Column, []Value) {
 
 // ---- shaping ----
 
+// writeKeyValue adds v to a map key: its text, its kind (values of
+// different kinds never collide) and a separator.
+func writeKeyValue(b *strings.Builder, v Value) {
+	b.WriteString(v.String())
+	b.WriteByte(byte(v.Kind))
+	b.WriteByte(0)
+}
+
 func keyString(t *Table) string {
 	var b strings.Builder
 	kr := t.keyRow()
@@ -579,10 +587,10 @@ func keyString(t *Table) string {
 		b.WriteString(c.Label)
 		b.WriteByte(0)
 		if kr != nil {
-			b.WriteString(kr[i].String())
-			b.WriteByte(byte(kr[i].Kind))
+			writeKeyValue(&b, kr[i])
+		} else {
+			b.WriteByte(0)
 		}
-		b.WriteByte(0)
 	}
 	return b.String()
 }
@@ -733,24 +741,34 @@ func bRename(x *run, args *record, pipe *stream) (Value, error) {
 	}))
 }
 
+// countArgs reads the n and offset of limit and tail (capped at 2^40,
+// more rows than any table holds).
+func countArgs(args *record, fn string) (n, offset int, err error) {
+	nv, _, err := argKind(args, "n", KInt, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	ov, _, err := argKind(args, "offset", KInt, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	if nv.I < 0 || ov.I < 0 {
+		return 0, 0, invalidf("%s: n and offset must not be negative", fn)
+	}
+	return int(min(nv.I, 1<<40)), int(min(ov.I, 1<<40)), nil
+}
+
 func bLimit(x *run, args *record, pipe *stream) (Value, error) {
 	if err := needStream(pipe); err != nil {
 		return Value{}, err
 	}
-	n, _, err := argKind(args, "n", KInt, true)
+	n, off, err := countArgs(args, "limit")
 	if err != nil {
 		return Value{}, err
-	}
-	off, _, err := argKind(args, "offset", KInt, false)
-	if err != nil {
-		return Value{}, err
-	}
-	if n.I < 0 || off.I < 0 {
-		return Value{}, invalidf("limit: n and offset must not be negative")
 	}
 	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
-		lo := min(int(off.I), len(t.Rows))
-		hi := min(lo+int(min(n.I, 1<<40)), len(t.Rows))
+		lo := min(off, len(t.Rows))
+		hi := min(lo+n, len(t.Rows))
 		if hi <= lo {
 			return nil, nil
 		}

@@ -662,20 +662,13 @@ func topBottom(top bool) builtinFn {
 }
 
 func bTail(x *run, args *record, pipe *stream) (Value, error) {
-	n, _, err := argKind(args, "n", KInt, true)
+	n, off, err := countArgs(args, "tail")
 	if err != nil {
 		return Value{}, err
-	}
-	off, _, err := argKind(args, "offset", KInt, false)
-	if err != nil {
-		return Value{}, err
-	}
-	if n.I < 0 || off.I < 0 {
-		return Value{}, invalidf("tail: n and offset must not be negative")
 	}
 	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
-		hi := max(len(t.Rows)-int(min(off.I, 1<<40)), 0)
-		lo := max(hi-int(min(n.I, 1<<40)), 0)
+		hi := max(len(t.Rows)-off, 0)
+		lo := max(hi-n, 0)
 		return &Table{Cols: t.Cols, Rows: t.Rows[lo:hi]}, nil
 	}))
 }
@@ -812,9 +805,7 @@ func bJoin(x *run, args *record, _ *stream) (Value, error) {
 			if v.Kind == KNull {
 				return "", false
 			}
-			b.WriteString(v.String())
-			b.WriteByte(byte(v.Kind))
-			b.WriteByte(0)
+			writeKeyValue(&b, v)
 		}
 		return b.String(), true
 	}
@@ -864,9 +855,7 @@ func regroup(cols []Column, rows [][]Value) []*Table {
 		var b strings.Builder
 		for i, c := range cols {
 			if c.Key {
-				b.WriteString(row[i].String())
-				b.WriteByte(byte(row[i].Kind))
-				b.WriteByte(0)
+				writeKeyValue(&b, row[i])
 			}
 		}
 		t := byKey[b.String()]
