@@ -371,25 +371,34 @@ func (x *run) aggregateWindowGeneric(pipe *stream, fn *function, w windowSpec, c
 	return streamValue(&stream{tables: out}), nil
 }
 
-func keyTime(t *Table, label string) (int64, bool) {
-	i, kr := t.idx(label), t.keyRow()
-	if i < 0 || kr == nil || kr[i].Kind != KTime {
-		return 0, false
+// keyBounds returns the times in columns startCol and stopCol of t's
+// group key (ok is false unless both are there and times).
+func keyBounds(t *Table, startCol, stopCol string) (start, stop int64, ok bool) {
+	i, j, kr := t.idx(startCol), t.idx(stopCol), t.keyRow()
+	if i < 0 || j < 0 || kr == nil || kr[i].Kind != KTime || kr[j].Kind != KTime {
+		return 0, 0, false
 	}
-	return kr[i].I, true
+	return kr[i].I, kr[j].I, true
+}
+
+// label is the time aggregateWindow stamps window k with: its stop, or
+// its start when timeSrc is _start, clipped to [start, stop].
+func (w windowSpec) label(k, start, stop int64, timeSrc string) int64 {
+	if timeSrc == "_start" {
+		return max(k*w.every+w.offset, start)
+	}
+	return min((k+1)*w.every+w.offset, stop)
 }
 
 // windowTable aggregates one table into epoch-aligned windows of every,
 // stamped with the window stop clipped to the table's _stop.
 func windowTable(t *Table, fn string, w windowSpec, column, timeSrc string) (*Table, error) {
-	every, off := w.every, w.offset
 	ti, vi := t.idx("_time"), t.idx(column)
 	if ti < 0 || vi < 0 {
 		return nil, invalidf("aggregateWindow: table has no _time or %s column", column)
 	}
-	start, ok1 := keyTime(t, "_start")
-	stop, ok2 := keyTime(t, "_stop")
-	if !ok1 || !ok2 {
+	start, stop, ok := keyBounds(t, "_start", "_stop")
+	if !ok {
 		return nil, invalidf("aggregateWindow: tables need _start and _stop (use range())")
 	}
 	var keep []int
@@ -409,19 +418,16 @@ func windowTable(t *Table, fn string, w windowSpec, column, timeSrc string) (*Ta
 	rows := slices.Clone(t.Rows)
 	slices.SortStableFunc(rows, func(a, b []Value) int { return cmp.Compare(a[ti].I, b[ti].I) })
 	for lo := 0; lo < len(rows); {
-		k := floorDiv(rows[lo][ti].I-off, every)
+		k := w.index(rows[lo][ti].I)
 		hi := lo
 		var a aggState
-		for hi < len(rows) && floorDiv(rows[hi][ti].I-off, every) == k {
+		for hi < len(rows) && w.index(rows[hi][ti].I) == k {
 			if err := a.add(fn, hi, rows[hi][vi]); err != nil {
 				return nil, err
 			}
 			hi++
 		}
-		label := min((k+1)*every+off, stop)
-		if timeSrc == "_start" {
-			label = max(k*every+off, start)
-		}
+		label := w.label(k, start, stop, timeSrc)
 		src := rows[lo]
 		v := a.result(fn)
 		if isSelector(fn) {
@@ -453,14 +459,12 @@ func windowTable(t *Table, fn string, w windowSpec, column, timeSrc string) (*Ta
 
 // fillEmpty adds rows (null, or 0 for count) for windows without data.
 func (x *run) fillEmpty(t *Table, fn string, w windowSpec, column, timeSrc string) error {
-	every, off := w.every, w.offset
-	start, ok1 := keyTime(t, "_start")
-	stop, ok2 := keyTime(t, "_stop")
+	start, stop, ok := keyBounds(t, "_start", "_stop")
 	ti, vi := t.idx("_time"), t.idx(column)
-	if !ok1 || !ok2 || ti < 0 || vi < 0 || stop <= start {
+	if !ok || ti < 0 || vi < 0 || stop <= start {
 		return nil
 	}
-	first, last := floorDiv(start-off, every), floorDiv(stop-1-off, every)
+	first, last := w.index(start), w.index(stop-1)
 	n := last - first + 1
 	if n > int64(len(t.Rows)) {
 		if err := x.take(int(min(n, 1<<40)) - len(t.Rows)); err != nil {
@@ -473,10 +477,7 @@ func (x *run) fillEmpty(t *Table, fn string, w windowSpec, column, timeSrc strin
 	}
 	tmpl := t.Rows[0]
 	for k := first; k <= last; k++ {
-		label := min((k+1)*every+off, stop)
-		if timeSrc == "_start" {
-			label = max(k*every+off, start)
-		}
+		label := w.label(k, start, stop, timeSrc)
 		if have[label] {
 			continue
 		}

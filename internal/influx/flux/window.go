@@ -18,10 +18,14 @@ type windowSpec struct {
 	every, period, offset int64
 }
 
+// index is the number of the window of every that contains t (window k
+// starts at offset + k*every).
+func (w windowSpec) index(t int64) int64 { return floorDiv(t-w.offset, w.every) }
+
 // starts appends, in ascending order, the starts of the windows that
 // contain t (start <= t < start+period).
 func (w windowSpec) starts(t int64, out []int64) []int64 {
-	k := floorDiv(t-w.offset, w.every)
+	k := w.index(t)
 	first := len(out)
 	for s := k*w.every + w.offset; s > t-w.period; s -= w.every {
 		out = append(out, s)
@@ -36,7 +40,7 @@ func (w windowSpec) starts(t int64, out []int64) []int64 {
 // overlapping returns the starts of the windows overlapping [lo, hi).
 func (w windowSpec) overlapping(lo, hi int64) []int64 {
 	var out []int64
-	s := floorDiv(lo-w.offset, w.every)*w.every + w.offset
+	s := w.index(lo)*w.every + w.offset
 	for s-w.every+w.period > lo {
 		s -= w.every
 	}
@@ -152,10 +156,8 @@ func (x *run) window(in []*Table, w windowSpec, bs, be int64, bounded, createEmp
 		}
 		lo, hi := bs, be
 		if !bounded {
-			var ok1, ok2 bool
-			lo, ok1 = keyTime(t, startCol)
-			hi, ok2 = keyTime(t, stopCol)
-			if !ok1 || !ok2 {
+			var ok bool
+			if lo, hi, ok = keyBounds(t, startCol, stopCol); !ok {
 				lo, hi = math.MinInt64, math.MaxInt64
 			}
 		}
