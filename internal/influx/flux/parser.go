@@ -458,36 +458,32 @@ func (p *parser) expr() (Node, error) {
 	}
 	if p.isWord("if") {
 		pos := p.tok.pos
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		c, err := p.expr()
+		c, err := p.exprAfter("if")
 		if err != nil {
 			return nil, err
 		}
-		if !p.isWord("then") {
-			return nil, p.unexpected(`"then"`)
-		}
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		a, err := p.expr()
+		a, err := p.exprAfter("then")
 		if err != nil {
 			return nil, err
 		}
-		if !p.isWord("else") {
-			return nil, p.unexpected(`"else"`)
-		}
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		b, err := p.expr()
+		b, err := p.exprAfter("else")
 		if err != nil {
 			return nil, err
 		}
 		return &Cond{P: pos, Test: c, Then: a, Else: b}, nil
 	}
 	return p.binary(0)
+}
+
+// exprAfter parses the keyword w and the expression that follows it.
+func (p *parser) exprAfter(w string) (Node, error) {
+	if !p.isWord(w) {
+		return nil, p.unexpected(strconv.Quote(w))
+	}
+	if err := p.advance(); err != nil {
+		return nil, err
+	}
+	return p.expr()
 }
 
 var levels = [][]string{{"or"}, {"and"}, {"==", "!=", "<", "<=", ">", ">=", "=~", "!~"}, {"+", "-"}, {"*", "/", "%"}, {"^"}}
