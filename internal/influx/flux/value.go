@@ -220,46 +220,15 @@ func arith(op string, a, b Value) (Value, bool) {
 	}
 	switch a.Kind {
 	case KInt:
-		x, y := a.I, b.I
-		switch op {
-		case "+":
-			return Int(x + y), true
-		case "-":
-			return Int(x - y), true
-		case "*":
-			return Int(x * y), true
-		case "/":
-			if y == 0 {
-				return Value{}, false
-			}
-			return Int(x / y), true
-		case "%":
-			if y == 0 {
-				return Value{}, false
-			}
-			return Int(x % y), true
-		case "^":
-			return Float(math.Pow(float64(x), float64(y))), true
+		if op == "^" {
+			return Float(math.Pow(float64(a.I), float64(b.I))), true
+		}
+		if r, ok := intArith(op, a.I, b.I); ok {
+			return Int(r), true
 		}
 	case KUint:
-		x, y := uint64(a.I), uint64(b.I)
-		switch op {
-		case "+":
-			return Uint(x + y), true
-		case "-":
-			return Uint(x - y), true
-		case "*":
-			return Uint(x * y), true
-		case "/":
-			if y == 0 {
-				return Value{}, false
-			}
-			return Uint(x / y), true
-		case "%":
-			if y == 0 {
-				return Value{}, false
-			}
-			return Uint(x % y), true
+		if r, ok := intArith(op, uint64(a.I), uint64(b.I)); ok {
+			return Uint(r), true
 		}
 	case KFloat:
 		x, y := a.F(), b.F()
@@ -279,6 +248,30 @@ func arith(op string, a, b Value) (Value, bool) {
 		}
 	}
 	return Value{}, false
+}
+
+// intArith applies + - * / or % to two integers (ok is false for another
+// operator or a division by zero).
+func intArith[T int64 | uint64](op string, x, y T) (T, bool) {
+	switch op {
+	case "+":
+		return x + y, true
+	case "-":
+		return x - y, true
+	case "*":
+		return x * y, true
+	case "/":
+		if y == 0 {
+			return 0, false
+		}
+		return x / y, true
+	case "%":
+		if y == 0 {
+			return 0, false
+		}
+		return x % y, true
+	}
+	return 0, false
 }
 
 // addDuration adds (or subtracts) a possibly calendar duration to a time.
