@@ -790,14 +790,8 @@ func bSort(x *run, args *record, pipe *stream) (Value, error) {
 		return Value{}, err
 	}
 	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
-		var idx []int
-		for _, c := range cols {
-			if j := t.idx(c); j >= 0 {
-				idx = append(idx, j)
-			}
-		}
 		rows := slices.Clone(t.Rows)
-		sortRows(rows, idx, desc)
+		sortRows(rows, presentColumns(t, cols), desc)
 		return &Table{Cols: t.Cols, Rows: rows}, nil
 	}))
 }
@@ -865,20 +859,13 @@ func bPivot(x *run, args *record, pipe *stream) (Value, error) {
 		if vi < 0 {
 			return Value{}, invalidf("pivot: value column %q not found", vc.S)
 		}
-		var rk, ck []int
-		for _, c := range rowKey {
-			if j := t.idx(c); j >= 0 {
-				rk = append(rk, j)
-			} else {
-				return Value{}, invalidf("pivot: row key column %q not found", c)
-			}
+		rk, err := colIndexes(t, rowKey, "pivot: row key column")
+		if err != nil {
+			return Value{}, err
 		}
-		for _, c := range colKey {
-			if j := t.idx(c); j >= 0 {
-				ck = append(ck, j)
-			} else {
-				return Value{}, invalidf("pivot: column key column %q not found", c)
-			}
+		ck, err := colIndexes(t, colKey, "pivot: column key column")
+		if err != nil {
+			return Value{}, err
 		}
 		nt := &Table{}
 		var keyIdx []int

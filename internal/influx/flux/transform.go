@@ -72,14 +72,27 @@ func columnsArg(args *record, def ...string) ([]string, error) {
 	return cols, nil
 }
 
-func colIndexes(t *Table, cols []string) ([]int, error) {
+// colIndexes returns the indexes of cols in t; a missing one is an error
+// naming it as what ("column", "pivot: row key column").
+func colIndexes(t *Table, cols []string, what string) ([]int, error) {
 	idx := make([]int, len(cols))
 	for i, c := range cols {
 		if idx[i] = t.idx(c); idx[i] < 0 {
-			return nil, invalidf("column %q not found", c)
+			return nil, invalidf("%s %q not found", what, c)
 		}
 	}
 	return idx, nil
+}
+
+// presentColumns returns the indexes of those of cols that t has.
+func presentColumns(t *Table, cols []string) []int {
+	var idx []int
+	for _, c := range cols {
+		if i := t.idx(c); i >= 0 {
+			idx = append(idx, i)
+		}
+	}
+	return idx
 }
 
 // replaceColumn returns t's columns with column i changed.
@@ -212,12 +225,7 @@ func bTimeShift(x *run, args *record, pipe *stream) (Value, error) {
 		return addDuration(v.I, d, false)
 	}
 	out, err := x.eachTable(pipe, func(t *Table) (*Table, error) {
-		var idx []int
-		for _, c := range cols {
-			if i := t.idx(c); i >= 0 {
-				idx = append(idx, i)
-			}
-		}
+		idx := presentColumns(t, cols)
 		return mapRows(t, t.Cols, func(row []Value) []Value {
 			nr := slices.Clone(row)
 			for _, i := range idx {
@@ -246,6 +254,21 @@ func numericColumn(t *Table, i int, fn string) error {
 	return invalidf("%s: column %q holds %s values, not numbers", fn, t.Cols[i].Label, t.Cols[i].Type)
 }
 
+// numericColumns returns the indexes of cols in t, which must all hold
+// numbers.
+func numericColumns(t *Table, cols []string, fn string) ([]int, error) {
+	idx, err := colIndexes(t, cols, "column")
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range idx {
+		if err := numericColumn(t, i, fn); err != nil {
+			return nil, err
+		}
+	}
+	return idx, nil
+}
+
 func bDifference(x *run, args *record, pipe *stream) (Value, error) {
 	var opt [3]bool
 	for i, name := range []string{"nonNegative", "keepFirst", "initialZero"} {
@@ -268,15 +291,12 @@ func bDifference(x *run, args *record, pipe *stream) (Value, error) {
 // nonNegative, or the value itself (a counter reset to zero) with
 // initialZero too. The first row is dropped unless keepFirst.
 func difference(t *Table, cols []string, nonNegative, keepFirst, initialZero bool) (*Table, error) {
-	idx, err := colIndexes(t, cols)
+	idx, err := numericColumns(t, cols, "difference")
 	if err != nil {
 		return nil, err
 	}
 	nt := &Table{Cols: slices.Clone(t.Cols), empty: t.empty}
 	for _, i := range idx {
-		if err := numericColumn(t, i, "difference"); err != nil {
-			return nil, err
-		}
 		if nt.Cols[i].Type == KUint {
 			nt.Cols[i].Type = KInt
 		}
@@ -360,7 +380,7 @@ func bDerivative(x *run, args *record, pipe *stream) (Value, error) {
 		return Value{}, err
 	}
 	return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
-		idx, err := colIndexes(t, cols)
+		idx, err := colIndexes(t, cols, "column")
 		if err != nil {
 			return nil, err
 		}
@@ -429,14 +449,9 @@ func bCumulativeSum(x *run, args *record, pipe *stream) (Value, error) {
 // cumulativeSum replaces each value by the sum of the column so far
 // (null values stay null and add nothing).
 func cumulativeSum(t *Table, cols []string) (*Table, error) {
-	idx, err := colIndexes(t, cols)
+	idx, err := numericColumns(t, cols, "cumulativeSum")
 	if err != nil {
 		return nil, err
-	}
-	for _, i := range idx {
-		if err := numericColumn(t, i, "cumulativeSum"); err != nil {
-			return nil, err
-		}
 	}
 	nt := &Table{Cols: t.Cols, Rows: make([][]Value, len(t.Rows)), empty: t.empty}
 	sums := make([]Value, len(idx))
@@ -650,7 +665,7 @@ func topBottom(top bool) builtinFn {
 			return Value{}, err
 		}
 		return tablesValue(x.eachTable(pipe, func(t *Table) (*Table, error) {
-			idx, err := colIndexes(t, cols)
+			idx, err := colIndexes(t, cols, "column")
 			if err != nil {
 				return nil, err
 			}
