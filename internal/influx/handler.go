@@ -64,6 +64,8 @@ type Handler struct {
 	// buffers and building Huffman tables).
 	bufs  sync.Pool // *bytes.Buffer
 	gzips sync.Pool // *gzip.Reader
+	// pointBufs recycles the arrays parsed points live in (*pointBuf).
+	pointBufs sync.Pool
 }
 
 // New returns a Handler with all its routes registered.

@@ -233,6 +233,13 @@ func sameKeys(fields []Field, keys []string) bool {
 // Series and field names are written once per record: points sharing a
 // series key string (as the batch preparer arranges) share the entry.
 func appendPoints(dst []byte, pts []preparedPoint) []byte {
+	dst, _ = appendPointsScratch(dst, nil, pts)
+	return dst
+}
+
+// appendPointsScratch is appendPoints building the point section in body
+// (reused, returned for the next call).
+func appendPointsScratch(dst, body []byte, pts []preparedPoint) ([]byte, []byte) {
 	seriesIdx := make(map[*byte]int)
 	// Numbered points (see preparedPoint.bs) find their entry by number.
 	var byNum []int32
@@ -246,7 +253,7 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 	for i := range pts {
 		nf += len(pts[i].Fields)
 	}
-	body := make([]byte, 0, 16*len(pts)+11*nf) // floats take 1+1+8 bytes
+	body = slices.Grow(body[:0], 16*len(pts)+11*nf) // floats take 1+1+8 bytes
 	// Points of a batch mostly name the same fields in the same order:
 	// remember the last point's name indexes to skip the map.
 	var last []int
@@ -320,7 +327,7 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 	for _, n := range names {
 		dst = appendString(dst, n)
 	}
-	return append(dst, body...)
+	return append(dst, body...), body
 }
 
 // maxBatchSeries returns the largest batch series number in pts.
