@@ -53,32 +53,85 @@ type headField struct {
 	vals   []uint64
 	strs   []string
 	sorted bool
-	// oldest and newest index the samples with the smallest and largest
-	// time (the last written among equal times), valid when ts is not
-	// empty: "last point" queries on an unsorted field need no scan.
-	oldest, newest int
+	// oldest indexes the sample with the smallest time and newest[:nnew]
+	// those with the headNewest largest distinct times, newest first (the
+	// last written among equal times), so that "last point" queries on an
+	// unsorted field need no scan. oldest is valid when ts is not empty.
+	oldest int
+	newest [headNewest]int
+	nnew   int
 }
 
+// headNewest is how many newest samples a head field tracks: LIMIT 1
+// reads 1, a raw subquery's LIMIT 1 under an outer GROUP BY reads one more
+// (see influxql's rawLimitRuns).
+const headNewest = 2
+
 func (f *headField) append(t int64, v Value) {
-	if n := len(f.ts); n > 0 {
-		if t <= f.ts[n-1] {
-			f.sorted = false
-			if t <= f.ts[f.oldest] {
-				f.oldest = n
-			}
+	n := len(f.ts)
+	if n == 0 {
+		f.oldest, f.nnew = 0, 0
+	} else if t <= f.ts[n-1] {
+		f.sorted = false
+		if t <= f.ts[f.oldest] {
+			f.oldest = n
 		}
-		if t >= f.ts[f.newest] {
-			f.newest = n
-		}
-	} else {
-		f.oldest, f.newest = 0, 0
 	}
+	f.noteNewest(t, n)
 	f.ts = append(f.ts, t)
 	if f.typ == String {
 		f.strs = append(f.strs, v.s)
 	} else {
 		f.vals = append(f.vals, v.n)
 	}
+}
+
+// noteNewest enters sample i (time t) into the newest list.
+func (f *headField) noteNewest(t int64, i int) {
+	for j := 0; j < f.nnew; j++ {
+		tj := f.ts[f.newest[j]]
+		if t == tj {
+			f.newest[j] = i // the later write of a time wins
+			return
+		}
+		if t > tj {
+			copy(f.newest[j+1:], f.newest[j:])
+			f.newest[j] = i
+			f.nnew = min(f.nnew+1, headNewest)
+			return
+		}
+	}
+	if f.nnew < headNewest {
+		f.newest[f.nnew] = i
+		f.nnew++
+	}
+}
+
+// ends answers a LIMIT query of at most headNewest newest samples, or the
+// oldest one, from the tracked indexes; ok is false when they do not
+// answer it (fewer tracked, or outside [start, end)).
+func (f *headField) ends(start, end int64, limit int, newest bool) (out []Sample, ok bool) {
+	in := func(t int64) bool { return t >= start && (end == 0 || t < end) }
+	switch {
+	case len(f.ts) == 0 || limit <= 0:
+		return nil, false
+	case !newest:
+		if limit != 1 || !in(f.ts[f.oldest]) {
+			return nil, false
+		}
+		return []Sample{{Time: f.ts[f.oldest], Value: f.value(f.oldest)}}, true
+	case limit > f.nnew:
+		return nil, false
+	}
+	out = make([]Sample, limit)
+	for j := 0; j < limit; j++ {
+		i := f.newest[limit-1-j] // ascending
+		if !in(f.ts[i]) {
+			return nil, false
+		}
+		out[j] = Sample{Time: f.ts[i], Value: f.value(i)}
+	}
+	return out, true
 }
 
 func (f *headField) value(i int) Value {
@@ -116,14 +169,8 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 		}
 		return out
 	}
-	if limit == 1 && len(f.ts) > 0 {
-		i := f.oldest
-		if newest {
-			i = f.newest
-		}
-		if t := f.ts[i]; t >= start && (end == 0 || t < end) {
-			return []Sample{{Time: t, Value: f.value(i)}}
-		}
+	if out, ok := f.ends(start, end, limit, newest); ok {
+		return out
 	}
 	if limit > 0 && limit <= 64 {
 		// Out of order (concurrent writers of one series do that): keep
@@ -159,16 +206,114 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 	return out
 }
 
+// newestMatching answers the head's part of a newest-first LIMIT query with
+// field filters: the samples in [start, end) at or after the limit-th
+// newest time whose last write passes fs, sorted and de-duplicated. The
+// caller merges them with blocks and filters afterwards, so the samples
+// between that time and the newest are returned too (a block value at such
+// a time must lose to the head's). ok is false when that time cannot be
+// found in two passes (fewer matches than limit, or too many overwritten);
+// the caller then reads the whole field.
+func (f *headField) newestMatching(start, end int64, limit int, fs []Filter) (out []Sample, ok bool) {
+	if f.typ == String || limit <= 0 || limit > 56 || len(fs) == 0 {
+		return nil, false
+	}
+	in := func(t int64) bool { return t >= start && (end == 0 || t < end) }
+	pass := func(i int) bool {
+		x, _ := f.value(i).Float()
+		for _, flt := range fs {
+			if !flt.match(x) {
+				return false
+			}
+		}
+		return true
+	}
+	lo := 0
+	if f.sorted { // strictly increasing: no overwrites to mind
+		hi := len(f.ts)
+		if end != 0 {
+			hi, _ = slices.BinarySearch(f.ts, end)
+		}
+		n, i := 0, hi-1
+		for ; i >= 0 && f.ts[i] >= start; i-- {
+			if pass(i) {
+				if n++; n == limit {
+					break
+				}
+			}
+		}
+		if n < limit {
+			return nil, false
+		}
+		lo = i
+	} else {
+		// Pass 1: the newest matching writes, a few more than needed.
+		type cand struct {
+			t    int64
+			i    int
+			dead bool
+		}
+		max := limit + 8
+		cs := make([]cand, 0, max+1)
+		for i, t := range f.ts {
+			if !in(t) || !pass(i) {
+				continue
+			}
+			j, found := slices.BinarySearchFunc(cs, t, func(c cand, t int64) int { return cmp.Compare(c.t, t) })
+			switch {
+			case found:
+				cs[j].i = i
+			case len(cs) < max:
+				cs = slices.Insert(cs, j, cand{t: t, i: i})
+			case j > 0:
+				cs = slices.Insert(cs, j, cand{t: t, i: i})[1:]
+			}
+		}
+		// Pass 2: the last write of each candidate's time decides.
+		for i, t := range f.ts {
+			j, found := slices.BinarySearchFunc(cs, t, func(c cand, t int64) int { return cmp.Compare(c.t, t) })
+			if found && i > cs[j].i {
+				cs[j].i, cs[j].dead = i, !pass(i)
+			}
+		}
+		n, k := 0, len(cs)-1
+		for ; k >= 0; k-- {
+			if !cs[k].dead {
+				if n++; n == limit {
+					break
+				}
+			}
+		}
+		if n < limit {
+			return nil, false
+		}
+		from := cs[k].t
+		for i, t := range f.ts {
+			if t >= from && in(t) {
+				out = append(out, Sample{Time: t, Value: f.value(i)})
+			}
+		}
+		return sortDedup(out), true
+	}
+	hi := len(f.ts)
+	if end != 0 {
+		hi, _ = slices.BinarySearch(f.ts, end)
+	}
+	out = make([]Sample, hi-lo)
+	for i := lo; i < hi; i++ {
+		out[i-lo] = Sample{Time: f.ts[i], Value: f.value(i)}
+	}
+	return out, true
+}
+
 // findEnds recomputes oldest and newest after samples were removed.
 func (f *headField) findEnds() {
-	f.oldest, f.newest = 0, 0
+	f.oldest, f.nnew = 0, 0
 	for i, t := range f.ts {
 		if t <= f.ts[f.oldest] {
 			f.oldest = i
 		}
-		if t >= f.ts[f.newest] {
-			f.newest = i
-		}
+		f.noteNewest(t, i)
 	}
 }
 

@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -35,19 +36,76 @@ func TestHeadFieldEnds(t *testing.T) {
 			end = start + 1 + int64(r.IntN(15))
 		}
 		all := f.samplesIn(start, end, 0, false)
-		for _, newest := range []bool{false, true} {
-			got := f.samplesIn(start, end, 1, newest)
-			var want []Sample
-			if len(all) > 0 {
-				if newest {
-					want = all[len(all)-1:]
+		for _, c := range []struct {
+			limit  int
+			newest bool
+		}{{1, false}, {1, true}, {2, true}, {3, true}} {
+			got := f.samplesIn(start, end, c.limit, c.newest)
+			want := all
+			if len(want) > c.limit {
+				if c.newest {
+					want = want[len(want)-c.limit:]
 				} else {
-					want = all[:1]
+					want = want[:c.limit]
 				}
 			}
-			if len(got) != len(want) || len(got) == 1 && got[0] != want[0] {
-				t.Fatalf("round %d newest=%v [%d,%d) ts %v: got %v want %v", round, newest, start, end, f.ts, got, want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d %+v [%d,%d) ts %v: got %v want %v", round, c, start, end, f.ts, got, want)
 			}
+		}
+	}
+}
+
+// A newest-first LIMIT with field filters answered from the head must give
+// what filtering the fully sorted field gives, and return every sample
+// from its cut-off time on (blocks are merged in before filtering).
+func TestHeadNewestMatching(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	fs := []Filter{{Op: FilterLE, Value: 3}}
+	answered := 0
+	defer func() {
+		if answered < 100 {
+			t.Errorf("only %d of 500 rounds answered from the head", answered)
+		}
+	}()
+	for round := 0; round < 500; round++ {
+		f := &headField{name: "v", typ: Float, sorted: true}
+		n := 1 + r.IntN(60)
+		unsorted := round%2 == 0
+		for i := 0; i < n; i++ {
+			ts := int64(i)
+			if unsorted {
+				ts = int64(r.IntN(30))
+			}
+			f.append(ts, FloatValue(float64(r.IntN(10))))
+		}
+		start, end := int64(r.IntN(5)), int64(0)
+		if r.IntN(2) == 0 {
+			end = start + 5 + int64(r.IntN(60))
+		}
+		limit := 1 + r.IntN(3)
+		full := f.samplesIn(start, end, 0, false)
+		want := filterSamples(slices.Clone(full), fs)
+		if len(want) > limit {
+			want = want[len(want)-limit:]
+		}
+		got, ok := f.newestMatching(start, end, limit, fs)
+		if !ok {
+			if len(want) == limit && !unsorted {
+				t.Fatalf("round %d: sorted field with %d matches not answered", round, len(want))
+			}
+			continue // too few matches (or, unsorted, too many overwritten): the caller reads all
+		}
+		answered++
+		if len(got) == 0 || !slices.Equal(got, full[len(full)-len(got):]) {
+			t.Fatalf("round %d: not a suffix of the field: got %v full %v", round, got, full)
+		}
+		res := filterSamples(slices.Clone(got), fs)
+		if len(res) > limit {
+			res = res[len(res)-limit:]
+		}
+		if !slices.Equal(res, want) {
+			t.Fatalf("round %d limit %d [%d,%d) ts %v vals %v: got %v want %v", round, limit, start, end, f.ts, f.vals, res, want)
 		}
 	}
 }

@@ -296,7 +296,14 @@ func (db *DB) plan(q *Query, newest bool) ([]fieldPlan, []*block, error) {
 				if q.Every == 0 && len(q.Filters) == 0 {
 					limit = q.Limit
 				}
-				smp := hf.samplesIn(q.Start, q.End, limit, newest)
+				var smp []Sample
+				ok := false
+				if q.Every == 0 && len(q.Filters) > 0 && q.Limit > 0 && newest {
+					smp, ok = hf.newestMatching(q.Start, q.End, q.Limit, q.Filters)
+				}
+				if !ok {
+					smp = hf.samplesIn(q.Start, q.End, limit, newest)
+				}
 				if len(smp) > 0 {
 					p.sources = append(p.sources, source{minT: smp[0].Time, maxT: smp[len(smp)-1].Time, prio: prio, samples: smp})
 				}
