@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // FsyncPolicy says when the WAL is fsynced and so what an acknowledged
@@ -557,9 +558,16 @@ func (db *DB) writer() {
 	dirty := false
 	batch := make([]*writeReq, 0, 256)
 	var buf []byte
+	// When writes pause, head fields left out of order are sorted.
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
 	for {
 		select {
+		case <-idle.C:
+			db.tidyHead()
 		case req := <-db.writeCh:
+			idle.Reset(tidyAfter)
 			batch = append(batch[:0], req)
 			for len(batch) < cap(batch) {
 				select {
@@ -603,6 +611,51 @@ func (db *DB) writer() {
 			}
 			return
 		}
+	}
+}
+
+// tidyAfter is how long writes must pause before the head is tidied.
+const tidyAfter = 250 * time.Millisecond
+
+// tidyHead (writer goroutine) sorts and de-duplicates the head fields that
+// concurrent writers left out of order, so that reads take the sorted
+// paths (binary search, LIMIT from the end) instead of scanning and
+// sorting per query. Each field is sorted under the read lock and swapped
+// in under the write lock, so queries and deletes wait for one field at
+// most; a field that changed meanwhile (a delete) is left for next time.
+// Partitions being flushed are not touched.
+func (db *DB) tidyHead() {
+	type item struct {
+		part *headPartition
+		f    *headField
+	}
+	var todo []item
+	db.mu.RLock()
+	for _, p := range db.head.parts {
+		for _, hs := range p.series {
+			for _, f := range hs.fields {
+				if !f.sorted {
+					todo = append(todo, item{p, f})
+				}
+			}
+		}
+	}
+	db.mu.RUnlock()
+	for _, it := range todo {
+		f := it.f
+		db.mu.RLock()
+		n, data := len(f.ts), unsafe.SliceData(f.ts)
+		ts, vals, strs := f.sortedCopy()
+		db.mu.RUnlock()
+		db.mu.Lock()
+		if len(f.ts) == n && unsafe.SliceData(f.ts) == data && db.head.parts[it.part.start] == it.part {
+			f.ts, f.vals, f.strs, f.sorted = ts, vals, strs, true
+			f.findEnds()
+			d := n - len(ts) // overwritten samples dropped
+			it.part.samples -= d
+			db.head.samples -= d
+		}
+		db.mu.Unlock()
 	}
 }
 

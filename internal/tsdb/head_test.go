@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 // The newest/oldest sample of an unsorted head field, answered from the
@@ -107,5 +108,50 @@ func TestHeadNewestMatching(t *testing.T) {
 		if !slices.Equal(res, want) {
 			t.Fatalf("round %d limit %d [%d,%d) ts %v vals %v: got %v want %v", round, limit, start, end, f.ts, f.vals, res, want)
 		}
+	}
+}
+
+// When writes pause, the writer sorts head fields left out of order; the
+// answers stay the same, overwrites included.
+func TestIdleWriterSortsHead(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	for _, p := range []Point{
+		pt("d", 5, f("v", FloatValue(5))),
+		pt("d", 3, f("v", FloatValue(3))),
+		pt("d", 4, f("v", FloatValue(4))),
+		pt("d", 3, f("v", FloatValue(33))), // overwrites t=3
+	} {
+		mustWrite(t, db, p)
+	}
+	sorted := func() bool {
+		db.mu.RLock()
+		defer db.mu.RUnlock()
+		for _, p := range db.head.parts {
+			for _, hs := range p.series {
+				for _, hf := range hs.fields {
+					if !hf.sorted {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	}
+	if sorted() {
+		t.Fatal("head sorted before the writer was idle")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !sorted() {
+		if time.Now().After(deadline) {
+			t.Fatal("head not sorted after the writer went idle")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := values(t, mustQuery(t, db, Query{Measurement: "telemetry", Tags: []Tag{{"device_id", "d"}}, Field: "v"}))
+	if len(got) != 3 || got[3] != 33 || got[4] != 4 || got[5] != 5 {
+		t.Fatalf("after tidying: %v", got)
+	}
+	if st := db.Stats(); st.HeadSamples != 3 {
+		t.Fatalf("head samples after dropping the overwritten one: %d", st.HeadSamples)
 	}
 }
