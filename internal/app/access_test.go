@@ -47,9 +47,12 @@ func TestTokensAndAudit(t *testing.T) {
 	}
 	// Influx endpoints: telemetry:write may write, a read-only token may
 	// query but not write.
-	influx := func(method, path, body, tok string) int {
+	influxReq := func(method, path, ctype, body, tok string) int {
 		req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Token "+tok)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -57,6 +60,7 @@ func TestTokensAndAudit(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	influx := func(method, path, body, tok string) int { return influxReq(method, path, "", body, tok) }
 	if st := influx("POST", "/api/v2/write?bucket=edgewise&precision=s", "telemetry,device_id=d1 temperature=21 1700000000", tele.Secret); st != 204 {
 		t.Fatalf("influx write with telemetry:write: %d", st)
 	}
@@ -105,20 +109,10 @@ func TestTokensAndAudit(t *testing.T) {
 	// sent as a POST form.
 	q := func(method, stmt, tok string) int {
 		form := url.Values{"db": {"edgewise"}, "q": {stmt}}.Encode()
-		var req *http.Request
 		if method == "GET" {
-			req, _ = http.NewRequest("GET", s.base+"/query?"+form, nil)
-		} else {
-			req, _ = http.NewRequest("POST", s.base+"/query", strings.NewReader(form))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return influxReq("GET", "/query?"+form, "", "", tok)
 		}
-		req.Header.Set("Authorization", "Token "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return influxReq("POST", "/query", "application/x-www-form-urlencoded", form, tok)
 	}
 	for _, c := range []struct {
 		stmt, method, tok string
