@@ -28,25 +28,7 @@ type testServer struct {
 
 func startTestServer(t *testing.T, dataDir string) *testServer {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = dataDir
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.MQTT.Addr = "127.0.0.1:0"
-	ctx := context.Background()
-	a, err := New(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return &testServer{t: t, app: a, base: "http://" + a.HTTPAddr().String(), token: a.AdminToken()}
+	return startTestServerWith(t, func(c *config.Config) { c.DataDir = dataDir })
 }
 
 // call sends a JSON request with the admin token (or tok when given) and

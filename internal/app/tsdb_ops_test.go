@@ -12,7 +12,8 @@ import (
 	"github.com/edgewise-iot/edgewise/internal/config"
 )
 
-// startTestServerWith is startTestServer with a configuration change.
+// startTestServerWith runs a whole server on random ports, in a temporary
+// data directory unless mod sets one, with mod's configuration changes.
 func startTestServerWith(t *testing.T, mod func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := config.Default()
