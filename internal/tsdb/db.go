@@ -167,7 +167,10 @@ type DB struct {
 	bgDone   chan struct{}
 	walErr   error     // sticky WAL failure; writer goroutine only
 	byNum    []*series // writer goroutine only: see numbered
-	scratch  sync.Pool // *writeScratch
+	// tidyAfter is how long writes must pause before tidyHead runs
+	// (tidyAfter the constant; tests change it before writing).
+	tidyAfter time.Duration
+	scratch   sync.Pool // *writeScratch
 
 	samplesWritten, pointsWritten, batches, flushes         atomic.Int64
 	compactions, rejectedLate, rejectedSeries, droppedParts atomic.Int64
@@ -211,17 +214,18 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{
-		opts:     opts,
-		log:      opts.Logger,
-		blockDur: int64(opts.BlockDuration),
-		blockDir: filepath.Join(opts.Dir, "blocks"),
-		index:    newSeriesIndex(),
-		head:     newHead(),
-		writeCh:  make(chan *writeReq, 1024),
-		cutCh:    make(chan *cutReq),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		bgDone:   make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger,
+		blockDur:  int64(opts.BlockDuration),
+		blockDir:  filepath.Join(opts.Dir, "blocks"),
+		index:     newSeriesIndex(),
+		head:      newHead(),
+		writeCh:   make(chan *writeReq, 1024),
+		tidyAfter: tidyAfter,
+		cutCh:     make(chan *cutReq),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		bgDone:    make(chan struct{}),
 	}
 	if err := os.MkdirAll(db.blockDir, 0o755); err != nil {
 		return nil, fmt.Errorf("tsdb: create blocks dir: %w", err)
@@ -565,9 +569,16 @@ func (db *DB) writer() {
 	for {
 		select {
 		case <-idle.C:
-			db.tidyHead()
+			db.tidyHead(func() bool {
+				select {
+				case <-db.quit:
+					return true
+				default:
+					return len(db.writeCh) > 0
+				}
+			})
 		case req := <-db.writeCh:
-			idle.Reset(tidyAfter)
+			idle.Reset(db.tidyAfter)
 			batch = append(batch[:0], req)
 			for len(batch) < cap(batch) {
 				select {
@@ -623,8 +634,10 @@ const tidyAfter = 250 * time.Millisecond
 // sorting per query. Each field is sorted under the read lock and swapped
 // in under the write lock, so queries and deletes wait for one field at
 // most; a field that changed meanwhile (a delete) is left for next time.
+// stop (a queued write or Close, in the writer) ends the tidy after the
+// current field.
 // Partitions being flushed are not touched.
-func (db *DB) tidyHead() {
+func (db *DB) tidyHead(stop func() bool) {
 	type item struct {
 		part *headPartition
 		f    *headField
@@ -642,6 +655,9 @@ func (db *DB) tidyHead() {
 	}
 	db.mu.RUnlock()
 	for _, it := range todo {
+		if stop() {
+			return // writes come first; the rest waits for the next pause
+		}
 		f := it.f
 		db.mu.RLock()
 		n, data := len(f.ts), unsafe.SliceData(f.ts)

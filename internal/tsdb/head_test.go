@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -153,5 +154,41 @@ func TestIdleWriterSortsHead(t *testing.T) {
 	}
 	if st := db.Stats(); st.HeadSamples != 3 {
 		t.Fatalf("head samples after dropping the overwritten one: %d", st.HeadSamples)
+	}
+}
+
+// tidyHead stops between fields when asked (the writer asks when a write
+// is queued), so ingest does not wait for a whole head to be sorted, and
+// a later tidy finishes the rest.
+func TestTidyStopsBetweenFields(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	db.tidyAfter = time.Hour // only the calls below tidy
+	for i := 0; i < 50; i++ {
+		dev := fmt.Sprintf("d%d", i)
+		mustWrite(t, db, pt(dev, 5, f("v", FloatValue(5))), pt(dev, 3, f("v", FloatValue(3))))
+	}
+	unsorted := func() int {
+		db.mu.RLock()
+		defer db.mu.RUnlock()
+		n := 0
+		for _, p := range db.head.parts {
+			for _, hs := range p.series {
+				for _, hf := range hs.fields {
+					if !hf.sorted {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	calls := 0
+	db.tidyHead(func() bool { calls++; return calls > 10 })
+	if n := unsorted(); n != 40 {
+		t.Fatalf("after a tidy stopped at the 11th field: %d of 50 unsorted", n)
+	}
+	db.tidyHead(func() bool { return false })
+	if n := unsorted(); n != 0 {
+		t.Fatalf("%d fields unsorted after an undisturbed tidy", n)
 	}
 }
