@@ -193,6 +193,9 @@ type writeReq struct {
 	partial  bool
 	idx      []int
 	rejected []PointError
+	// nseries is one more than the largest batch series number in pts
+	// (set by the writer; see preparedPoint.bs).
+	nseries int
 }
 
 type cutReq struct {
@@ -693,6 +696,7 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 		bad := ""
 		badIdx := 0
 		byNum := db.numbered(r.pts)
+		r.nseries = len(byNum)
 		for i := range r.pts {
 			p := &r.pts[i]
 			var s *series
@@ -801,7 +805,7 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 			if s == nil {
 				if p.bs > 0 {
 					if created == nil {
-						created = make([]*series, maxBatchSeries(r.pts)+1)
+						created = make([]*series, r.nseries)
 					}
 					if s = created[p.bs]; s == nil {
 						s = db.index.getOrCreate(p.key, p.Measurement, p.Tags)

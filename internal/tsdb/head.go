@@ -111,12 +111,11 @@ func (f *headField) noteNewest(t int64, i int) {
 // oldest one, from the tracked indexes; ok is false when they do not
 // answer it (fewer tracked, or outside [start, end)).
 func (f *headField) ends(start, end int64, limit int, newest bool) (out []Sample, ok bool) {
-	in := func(t int64) bool { return t >= start && (end == 0 || t < end) }
 	switch {
 	case len(f.ts) == 0 || limit <= 0:
 		return nil, false
 	case !newest:
-		if limit != 1 || !in(f.ts[f.oldest]) {
+		if limit != 1 || !inRange(f.ts[f.oldest], start, end) {
 			return nil, false
 		}
 		return []Sample{{Time: f.ts[f.oldest], Value: f.value(f.oldest)}}, true
@@ -126,7 +125,7 @@ func (f *headField) ends(start, end int64, limit int, newest bool) (out []Sample
 	out = make([]Sample, limit)
 	for j := 0; j < limit; j++ {
 		i := f.newest[limit-1-j] // ascending
-		if !in(f.ts[i]) {
+		if !inRange(f.ts[i], start, end) {
 			return nil, false
 		}
 		out[j] = Sample{Time: f.ts[i], Value: f.value(i)}
@@ -148,11 +147,7 @@ func (f *headField) value(i int) Value {
 // the head, which just after a bulk load holds millions of samples.
 func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample {
 	if f.sorted {
-		lo, _ := slices.BinarySearch(f.ts, start)
-		hi := len(f.ts)
-		if end != 0 {
-			hi, _ = slices.BinarySearch(f.ts, end)
-		}
+		lo, hi := f.bounds(start, end)
 		if limit > 0 && hi-lo > limit {
 			if newest {
 				lo = hi - limit
@@ -160,14 +155,7 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 				hi = lo + limit
 			}
 		}
-		if hi <= lo {
-			return nil
-		}
-		out := make([]Sample, hi-lo)
-		for i := lo; i < hi; i++ {
-			out[i-lo] = Sample{Time: f.ts[i], Value: f.value(i)}
-		}
-		return out
+		return f.copyRange(lo, hi)
 	}
 	if out, ok := f.ends(start, end, limit, newest); ok {
 		return out
@@ -177,7 +165,7 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 		// the limit oldest or newest in one pass instead of sorting all.
 		best := make([]Sample, 0, limit+1)
 		for i, t := range f.ts {
-			if t < start || (end != 0 && t >= end) {
+			if !inRange(t, start, end) {
 				continue
 			}
 			j, found := slices.BinarySearchFunc(best, t, func(s Sample, t int64) int { return cmp.Compare(s.Time, t) })
@@ -196,7 +184,7 @@ func (f *headField) samplesIn(start, end int64, limit int, newest bool) []Sample
 	}
 	var out []Sample
 	for i, t := range f.ts {
-		if t >= start && (end == 0 || t < end) {
+		if inRange(t, start, end) {
 			out = append(out, Sample{Time: t, Value: f.value(i)})
 		}
 	}
@@ -218,7 +206,6 @@ func (f *headField) newestMatching(start, end int64, limit int, fs []Filter) (ou
 	if f.typ == String || limit <= 0 || limit > 56 || len(fs) == 0 {
 		return nil, false
 	}
-	in := func(t int64) bool { return t >= start && (end == 0 || t < end) }
 	pass := func(i int) bool {
 		x, _ := f.value(i).Float()
 		for _, flt := range fs {
@@ -228,14 +215,10 @@ func (f *headField) newestMatching(start, end int64, limit int, fs []Filter) (ou
 		}
 		return true
 	}
-	lo := 0
 	if f.sorted { // strictly increasing: no overwrites to mind
-		hi := len(f.ts)
-		if end != 0 {
-			hi, _ = slices.BinarySearch(f.ts, end)
-		}
+		lo, hi := f.bounds(start, end)
 		n, i := 0, hi-1
-		for ; i >= 0 && f.ts[i] >= start; i-- {
+		for ; i >= lo; i-- {
 			if pass(i) {
 				if n++; n == limit {
 					break
@@ -245,65 +228,81 @@ func (f *headField) newestMatching(start, end int64, limit int, fs []Filter) (ou
 		if n < limit {
 			return nil, false
 		}
-		lo = i
-	} else {
-		// Pass 1: the newest matching writes, a few more than needed.
-		type cand struct {
-			t    int64
-			i    int
-			dead bool
-		}
-		max := limit + 8
-		cs := make([]cand, 0, max+1)
-		for i, t := range f.ts {
-			if !in(t) || !pass(i) {
-				continue
-			}
-			j, found := slices.BinarySearchFunc(cs, t, func(c cand, t int64) int { return cmp.Compare(c.t, t) })
-			switch {
-			case found:
-				cs[j].i = i
-			case len(cs) < max:
-				cs = slices.Insert(cs, j, cand{t: t, i: i})
-			case j > 0:
-				cs = slices.Insert(cs, j, cand{t: t, i: i})[1:]
-			}
-		}
-		// Pass 2: the last write of each candidate's time decides.
-		for i, t := range f.ts {
-			j, found := slices.BinarySearchFunc(cs, t, func(c cand, t int64) int { return cmp.Compare(c.t, t) })
-			if found && i > cs[j].i {
-				cs[j].i, cs[j].dead = i, !pass(i)
-			}
-		}
-		n, k := 0, len(cs)-1
-		for ; k >= 0; k-- {
-			if !cs[k].dead {
-				if n++; n == limit {
-					break
-				}
-			}
-		}
-		if n < limit {
-			return nil, false
-		}
-		from := cs[k].t
-		for i, t := range f.ts {
-			if t >= from && in(t) {
-				out = append(out, Sample{Time: t, Value: f.value(i)})
-			}
-		}
-		return sortDedup(out), true
+		return f.copyRange(i, hi), true
 	}
-	hi := len(f.ts)
+	// Pass 1: the newest matching writes, a few more than needed.
+	type cand struct {
+		t    int64
+		i    int
+		dead bool
+	}
+	byTime := func(c cand, t int64) int { return cmp.Compare(c.t, t) }
+	most := limit + 8
+	cs := make([]cand, 0, most+1)
+	for i, t := range f.ts {
+		if !inRange(t, start, end) || !pass(i) {
+			continue
+		}
+		j, found := slices.BinarySearchFunc(cs, t, byTime)
+		switch {
+		case found:
+			cs[j].i = i
+		case len(cs) < most:
+			cs = slices.Insert(cs, j, cand{t: t, i: i})
+		case j > 0:
+			cs = slices.Insert(cs, j, cand{t: t, i: i})[1:]
+		}
+	}
+	// Pass 2: the last write of each candidate's time decides.
+	for i, t := range f.ts {
+		j, found := slices.BinarySearchFunc(cs, t, byTime)
+		if found && i > cs[j].i {
+			cs[j].i, cs[j].dead = i, !pass(i)
+		}
+	}
+	n, k := 0, len(cs)-1
+	for ; k >= 0; k-- {
+		if !cs[k].dead {
+			if n++; n == limit {
+				break
+			}
+		}
+	}
+	if n < limit {
+		return nil, false
+	}
+	from := cs[k].t
+	for i, t := range f.ts {
+		if t >= from && inRange(t, start, end) {
+			out = append(out, Sample{Time: t, Value: f.value(i)})
+		}
+	}
+	return sortDedup(out), true
+}
+
+// inRange reports whether start <= t < end (end 0 = unbounded).
+func inRange(t, start, end int64) bool { return t >= start && (end == 0 || t < end) }
+
+// bounds returns the index range of [start, end) in a sorted field.
+func (f *headField) bounds(start, end int64) (lo, hi int) {
+	lo, _ = slices.BinarySearch(f.ts, start)
+	hi = len(f.ts)
 	if end != 0 {
 		hi, _ = slices.BinarySearch(f.ts, end)
 	}
-	out = make([]Sample, hi-lo)
+	return lo, hi
+}
+
+// copyRange copies samples lo..hi-1 (nil when empty).
+func (f *headField) copyRange(lo, hi int) []Sample {
+	if hi <= lo {
+		return nil
+	}
+	out := make([]Sample, hi-lo)
 	for i := lo; i < hi; i++ {
 		out[i-lo] = Sample{Time: f.ts[i], Value: f.value(i)}
 	}
-	return out, true
+	return out
 }
 
 // findEnds recomputes oldest and newest after samples were removed.

@@ -70,9 +70,9 @@ type preparedPoint struct {
 	// the WAL encoder and the writer handle each series once per batch
 	// instead of once per point; 0 = not numbered.
 	bs int32
-	// hinted: the writer found every field at its position in the
-	// series' hints and replaced the keys by the index's own strings, so
-	// apply has no field to record and the head compares keys by pointer.
+	// hinted: the writer found every field among the series' hints and
+	// replaced the keys by the index's own strings, so apply has no field
+	// to record and the head compares keys by pointer.
 	hinted bool
 }
 

@@ -547,45 +547,18 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // mantissa and the power of ten is exact, so one division rounds
 // correctly (Clinger's fast path, as strconv does after more work).
 func parseDecimal(b []byte) (float64, bool) {
-	i, neg := 0, false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg, i = b[0] == '-', 1
-	}
-	var m uint64
-	nd, frac, dot := 0, 0, false
-	for ; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
-			nd++
-			if dot {
-				frac++
-			}
-		case c == '.' && !dot:
-			dot = true
-		default:
-			return 0, false
-		}
-	}
-	if nd == 0 || nd > 15 {
-		return 0, false
-	}
-	x := float64(m) / pow10[frac]
-	if neg {
-		x = -x
-	}
-	return x, true
+	x, end, ok := plainDecimal(b, 0)
+	return x, ok && end == len(b)
 }
 
-// plainDecimal is parseDecimal fused with finding the value's end, for
-// the common field value: [-]digits[.digits] of at most 15 significant
-// digits followed by a separator or the end of input. It returns the value
-// and its end, or ok false to leave the value to the general path.
+// plainDecimal parses the common field value, a plain decimal (see
+// parseDecimal) at data[i:], while finding its end: a separator or the end
+// of input. It returns the value and its end, or ok false to leave the
+// value to the general path.
 func plainDecimal(data []byte, i int) (x float64, end int, ok bool) {
 	neg := false
-	if i < len(data) && data[i] == '-' {
-		neg = true
+	if i < len(data) && (data[i] == '-' || data[i] == '+') {
+		neg = data[i] == '-'
 		i++
 	}
 	var m uint64

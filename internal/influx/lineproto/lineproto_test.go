@@ -182,8 +182,8 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkKnownSameAsFull(t, data)
 		if x, end, ok := plainDecimal(data, 0); ok {
-			if y, ok2 := parseFloat(data[:end]); !ok2 || x != y {
-				t.Fatalf("plainDecimal(%q) = %v, parseFloat = %v %v", data[:end], x, y, ok2)
+			if y, err := strconv.ParseFloat(string(data[:end]), 64); err != nil || x != y {
+				t.Fatalf("plainDecimal(%q) = %v, strconv.ParseFloat = %v %v", data[:end], x, y, err)
 			}
 		}
 		d := NewDecoder(data)
