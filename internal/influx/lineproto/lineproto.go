@@ -361,27 +361,31 @@ func (d *Decoder) parseFields(l *Line) string {
 			k = d.unescape(k, ",= ")
 		}
 		d.pos++
-		f := Field{Key: k}
-		if msg := d.fieldValue(&f); msg != "" {
+		// Decode into the next slot (a Field is large: no copy).
+		n := len(l.Fields)
+		if n < cap(l.Fields) {
+			l.Fields = l.Fields[:n+1]
+			l.Fields[n] = Field{Key: k}
+		} else {
+			l.Fields = append(l.Fields, Field{Key: k})
+		}
+		f := &l.Fields[n]
+		if msg := d.fieldValue(f); msg != "" {
 			return msg
 		}
 		// A key whose signature bit is new cannot repeat an earlier key:
 		// most lines need no key comparisons at all.
 		sig := uint64(1) << ((uint(len(k))*7 + uint(k[0])*3 + uint(k[len(k)-1])) & 63)
-		dup := false
 		if seen&sig != 0 {
-			for i := range l.Fields {
-				if bytes.Equal(l.Fields[i].Key, f.Key) {
-					l.Fields[i] = f // the last value of a repeated field wins
-					dup = true
+			for i := range l.Fields[:n] {
+				if bytes.Equal(l.Fields[i].Key, k) {
+					l.Fields[i] = *f // the last value of a repeated field wins
+					l.Fields = l.Fields[:n]
 					break
 				}
 			}
 		}
 		seen |= sig
-		if !dup {
-			l.Fields = append(l.Fields, f)
-		}
 		if d.pos < len(d.data) && d.data[d.pos] == ',' {
 			d.pos++
 			continue
@@ -391,11 +395,8 @@ func (d *Decoder) parseFields(l *Line) string {
 	// Optional timestamp, then the end of the line.
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] != '\n' && d.data[d.pos] != '\r' {
-		start := d.pos
-		for d.pos < len(d.data) && d.data[d.pos] != ' ' && d.data[d.pos] != '\t' && d.data[d.pos] != '\n' && d.data[d.pos] != '\r' {
-			d.pos++
-		}
-		ts, ok := parseInt(d.data[start:d.pos])
+		ts, end, ok := timestamp(d.data, d.pos)
+		d.pos = end
 		if !ok {
 			return "bad timestamp"
 		}
@@ -535,6 +536,32 @@ func parseInt(b []byte) (int64, bool) {
 	}
 	return int64(n), true
 }
+
+// timestamp parses the timestamp at data[i:] up to the next space, tab,
+// newline or carriage return (end), in one pass for the common case of
+// plain digits; ok is false when it is not a valid int64.
+func timestamp(data []byte, i int) (ts int64, end int, ok bool) {
+	start := i
+	var n uint64
+	for ; i < len(data) && i-start < 19; i++ {
+		d := data[i] - '0'
+		if d > 9 {
+			break
+		}
+		n = n*10 + uint64(d)
+	}
+	if i > start && (i == len(data) || isTimestampEnd(data[i])) {
+		// At most 19 digits: below 1e19, so n did not wrap.
+		return int64(n), i, n <= math.MaxInt64
+	}
+	// Signs, 19 digits and beyond, or junk: find the end, then parse.
+	for i = start; i < len(data) && !isTimestampEnd(data[i]); i++ {
+	}
+	ts, ok = parseInt(data[start:i])
+	return ts, i, ok
+}
+
+func isTimestampEnd(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // parseFloat parses a finite float: digits with optional sign, fraction
 // and exponent (no hex, no inf/nan, no underscores).

@@ -1,6 +1,7 @@
 package lineproto
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -186,6 +187,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("plainDecimal(%q) = %v, strconv.ParseFloat = %v %v", data[:end], x, y, err)
 			}
 		}
+		checkTimestamp(t, data)
 		d := NewDecoder(data)
 		for i := 0; ; i++ {
 			if i > len(data)+1 {
@@ -298,5 +300,35 @@ func TestKnownSeriesSkipsTags(t *testing.T) {
 	}
 	if asked != 1 {
 		t.Fatalf("Known asked %d times", asked)
+	}
+}
+
+// checkTimestamp compares the one-pass timestamp parser with finding the
+// token's end and parseInt.
+func checkTimestamp(t *testing.T, data []byte) {
+	t.Helper()
+	ts, end, ok := timestamp(data, 0)
+	want := bytes.IndexFunc(data, func(r rune) bool { return r < 128 && isTimestampEnd(byte(r)) })
+	if want < 0 {
+		want = len(data)
+	}
+	if end != want {
+		t.Fatalf("timestamp(%q) ends at %d, want %d", data, end, want)
+	}
+	if n, nok := parseInt(data[:end]); n != ts && nok || nok != ok {
+		t.Fatalf("timestamp(%q) = %d %v, parseInt = %d %v", data, ts, ok, n, nok)
+	}
+}
+
+func TestTimestamp(t *testing.T) {
+	for _, s := range []string{"1451606400000000000", "9223372036854775807", "9223372036854775808", "9999999999999999999",
+		"10000000000000000000", "-9223372036854775808", "+5", "0", "", "12a", "5 ", "5\n", "-", "00000000000000000001"} {
+		checkTimestamp(t, []byte(s))
+	}
+	if ts, _, ok := timestamp([]byte("9223372036854775807 "), 0); !ok || ts != math.MaxInt64 {
+		t.Fatalf("max int64: %d %v", ts, ok)
+	}
+	if _, _, ok := timestamp([]byte("9223372036854775808"), 0); ok {
+		t.Fatal("overflow accepted")
 	}
 }
