@@ -1,9 +1,14 @@
 package influx
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,4 +70,85 @@ func BenchmarkWriteBody(b *testing.B) {
 			b.ReportMetric(float64(b.N*5000*10)/b.Elapsed().Seconds(), "values/s")
 		})
 	}
+}
+
+// BenchmarkTSBSFile replays a TSBS iot line protocol file (path in
+// EDGEWISE_TSBS_FILE, e.g. written by scripts/bench-tsdb.sh into
+// TSBS_WORK) through parsing and storage as tsbs_load_influx sends it: 5000
+// lines per body, 4 writers, fsync always. One op is the whole file into a
+// new database; run it pinned to one core (taskset -c 0) to compare CPU
+// cost per row.
+func BenchmarkTSBSFile(b *testing.B) {
+	path := os.Getenv("EDGEWISE_TSBS_FILE")
+	if path == "" {
+		b.Skip("set EDGEWISE_TSBS_FILE to a TSBS iot influx file")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bodies [][]byte
+	rows := 0
+	for len(data) > 0 {
+		end, n := 0, 0
+		for n < 5000 && end < len(data) {
+			i := bytes.IndexByte(data[end:], '\n')
+			if i < 0 {
+				end = len(data)
+			} else {
+				end += i + 1
+			}
+			n++
+		}
+		bodies = append(bodies, data[:end])
+		data = data[end:]
+		rows += n
+	}
+	cpu := func() time.Duration { // user+system time of the process
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var used time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		db, err := tsdb.Open(context.Background(), tsdb.Options{Dir: b.TempDir(), Fsync: tsdb.FsyncAlways})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c0 := cpu()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pb := new(pointBuf) // as the handler's pool
+				for {
+					k := int(next.Add(1)) - 1
+					if k >= len(bodies) {
+						return
+					}
+					pts, bad := parsePoints(pb, bodies[k], lineproto.Nanosecond, 0)
+					if len(bad) > 0 {
+						b.Error(bad[0])
+						return
+					}
+					if rej, err := db.WritePartial(context.Background(), pts); err != nil || len(rej) > 0 {
+						b.Error(err, rej)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		used += cpu() - c0
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(used.Nanoseconds())/float64(b.N*rows), "cpu-ns/row")
 }
