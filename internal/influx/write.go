@@ -230,6 +230,42 @@ type pointBuf struct {
 	fields []tsdb.Field
 }
 
+// seriesEntry is what the lines of one series in a body share: the
+// measurement, the tag slice and the field key strings.
+type seriesEntry struct {
+	meas string
+	tags []tsdb.Tag
+	// fieldKeys holds the series' field keys in the order lines first
+	// named them (at most maxSeriesKeys), so that a line's keys are
+	// found by comparing with the expected one, also when a line leaves
+	// out a field (TSBS iot leaves out about one in ten).
+	fieldKeys []string
+}
+
+const maxSeriesKeys = 64
+
+// fieldKey returns the string for key b, expected at fieldKeys[*next]
+// (advanced past the match), else found among fieldKeys, else the store's
+// interned name (see tsdb.InternName), remembered.
+func (se *seriesEntry) fieldKey(b []byte, next *int) string {
+	if i := *next; i < len(se.fieldKeys) && se.fieldKeys[i] == string(b) {
+		*next = i + 1
+		return se.fieldKeys[i]
+	}
+	for i, k := range se.fieldKeys {
+		if k == string(b) {
+			*next = i + 1
+			return k
+		}
+	}
+	k := tsdb.InternName(b)
+	if len(se.fieldKeys) < maxSeriesKeys {
+		se.fieldKeys = append(se.fieldKeys, k)
+		*next = len(se.fieldKeys)
+	}
+	return k
+}
+
 // parsePoints is Points into pb's arrays, which it may replace by larger
 // ones.
 func parsePoints(pb *pointBuf, body []byte, prec lineproto.Precision, now int64) ([]tsdb.Point, []*lineproto.LineError) {
@@ -251,12 +287,6 @@ func parsePoints(pb *pointBuf, body []byte, prec lineproto.Precision, now int64)
 		s := string(b)
 		intern[s] = s
 		return s
-	}
-	// Lines of one series share its measurement, tag slice and field keys.
-	type seriesEntry struct {
-		meas      string
-		tags      []tsdb.Tag
-		fieldKeys []string
 	}
 	series := make(map[string]*seriesEntry)
 	// Lines of a series seen before skip tag parsing: the decoder asks
@@ -313,7 +343,8 @@ func parsePoints(pb *pointBuf, body []byte, prec lineproto.Precision, now int64)
 			fieldBuf = make([]tsdb.Field, 0, max(1024, len(l.Fields)*64, cap(fieldBuf)/2))
 		}
 		f0 := len(fieldBuf)
-		for i, f := range l.Fields {
+		next := 0 // where the series' next field key is expected
+		for _, f := range l.Fields {
 			var v tsdb.Value
 			switch f.Type {
 			case lineproto.Float:
@@ -327,18 +358,7 @@ func parsePoints(pb *pointBuf, body []byte, prec lineproto.Precision, now int64)
 			case lineproto.String:
 				v = tsdb.StringValue(string(f.Str))
 			}
-			var key string
-			if i < len(se.fieldKeys) && se.fieldKeys[i] == string(f.Key) {
-				key = se.fieldKeys[i]
-			} else {
-				key = str(f.Key)
-				if i < len(se.fieldKeys) {
-					se.fieldKeys[i] = key
-				} else {
-					se.fieldKeys = append(se.fieldKeys, key)
-				}
-			}
-			fieldBuf = append(fieldBuf, tsdb.Field{Key: key, Value: v})
+			fieldBuf = append(fieldBuf, tsdb.Field{Key: se.fieldKey(f.Key, &next), Value: v})
 		}
 		pts = append(pts, tsdb.Point{
 			Measurement: se.meas,

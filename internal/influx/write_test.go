@@ -16,6 +16,7 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
+	"github.com/edgewise-iot/edgewise/internal/influx/lineproto"
 	"github.com/edgewise-iot/edgewise/internal/tsdb"
 )
 
@@ -270,5 +271,26 @@ func TestOfficialGoClient(t *testing.T) {
 	}
 	if ok, err := client.Ping(ctx); !ok || err != nil {
 		t.Fatalf("client ping: %v %v", ok, err)
+	}
+}
+
+// TestPointsSparseFields: lines of one series that leave out, reorder or
+// add fields keep their own keys (the parser looks keys up per series from
+// an expected position).
+func TestPointsSparseFields(t *testing.T) {
+	body := "m,k=v a=1,b=2,c=3 1\nm,k=v a=4,c=6 2\nm,k=v c=9,a=7 3\nm,k=v b=8 4\nm,k=v d=1,a=2,b=3,c=4 5\nm,k=v a=5,b=6,c=7 6\n"
+	pts, bad := Points([]byte(body), lineproto.Nanosecond, 0)
+	if len(bad) > 0 || len(pts) != 6 {
+		t.Fatalf("%d points, bad %v", len(pts), bad)
+	}
+	want := []string{"a=1 b=2 c=3", "a=4 c=6", "c=9 a=7", "b=8", "d=1 a=2 b=3 c=4", "a=5 b=6 c=7"}
+	for i, p := range pts {
+		var got []string
+		for _, f := range p.Fields {
+			got = append(got, f.Key+"="+f.Value.String())
+		}
+		if g := strings.Join(got, " "); g != want[i] {
+			t.Errorf("line %d: %s, want %s", i+1, g, want[i])
+		}
 	}
 }

@@ -29,18 +29,19 @@ type headSeries struct {
 	fields []*headField // few per series: a slice searched from a position hint
 }
 
-// field returns the field called name (nil if absent), trying position
-// hint first: points usually list their fields in the same order.
-func (hs *headSeries) field(name string, hint int) *headField {
+// field returns the field called name and its index (nil, -1 if absent),
+// trying position hint first: points usually list their fields in the same
+// order, so callers pass one past the previous field's index.
+func (hs *headSeries) field(name string, hint int) (*headField, int) {
 	if hint < len(hs.fields) && hs.fields[hint].name == name {
-		return hs.fields[hint]
+		return hs.fields[hint], hint
 	}
-	for _, f := range hs.fields {
+	for i, f := range hs.fields {
 		if f.name == name {
-			return f
+			return f, i
 		}
 	}
-	return nil
+	return nil, -1
 }
 
 // headField is an append buffer of one series field. vals holds the value
@@ -60,6 +61,12 @@ type headField struct {
 	oldest int
 	newest [headNewest]int
 	nnew   int
+	// lastT, oldT and newT cache the times of the last appended sample,
+	// of oldest and of newest[j]: an append then reads nothing from the
+	// sample arrays, whose tails (one pair per field, thousands of fields)
+	// are mostly out of cache. Valid when ts is not empty.
+	lastT, oldT int64
+	newT        [headNewest]int64
 }
 
 // headNewest is how many newest samples a head field tracks: LIMIT 1
@@ -69,15 +76,23 @@ const headNewest = 2
 
 func (f *headField) append(t int64, v Value) {
 	n := len(f.ts)
-	if n == 0 {
-		f.oldest, f.nnew = 0, 0
-	} else if t <= f.ts[n-1] {
+	switch {
+	case n == 0:
+		f.oldest, f.oldT, f.nnew = 0, t, 0
+	case t <= f.lastT:
 		f.sorted = false
-		if t <= f.ts[f.oldest] {
-			f.oldest = n
+		if t <= f.oldT {
+			f.oldest, f.oldT = n, t
 		}
 	}
-	f.noteNewest(t, n)
+	f.lastT = t
+	if f.nnew == headNewest && t > f.newT[0] { // in order: the common case
+		copy(f.newest[1:], f.newest[:headNewest-1])
+		copy(f.newT[1:], f.newT[:headNewest-1])
+		f.newest[0], f.newT[0] = n, t
+	} else {
+		f.noteNewest(t, n)
+	}
 	f.ts = append(f.ts, t)
 	if f.typ == String {
 		f.strs = append(f.strs, v.s)
@@ -89,20 +104,21 @@ func (f *headField) append(t int64, v Value) {
 // noteNewest enters sample i (time t) into the newest list.
 func (f *headField) noteNewest(t int64, i int) {
 	for j := 0; j < f.nnew; j++ {
-		tj := f.ts[f.newest[j]]
+		tj := f.newT[j]
 		if t == tj {
 			f.newest[j] = i // the later write of a time wins
 			return
 		}
 		if t > tj {
 			copy(f.newest[j+1:], f.newest[j:])
-			f.newest[j] = i
+			copy(f.newT[j+1:], f.newT[j:])
+			f.newest[j], f.newT[j] = i, t
 			f.nnew = min(f.nnew+1, headNewest)
 			return
 		}
 	}
 	if f.nnew < headNewest {
-		f.newest[f.nnew] = i
+		f.newest[f.nnew], f.newT[f.nnew] = i, t
 		f.nnew++
 	}
 }
@@ -305,14 +321,18 @@ func (f *headField) copyRange(lo, hi int) []Sample {
 	return out
 }
 
-// findEnds recomputes oldest and newest after samples were removed.
+// findEnds recomputes oldest, newest and the cached times after samples
+// were removed or reordered.
 func (f *headField) findEnds() {
 	f.oldest, f.nnew = 0, 0
 	for i, t := range f.ts {
-		if t <= f.ts[f.oldest] {
-			f.oldest = i
+		if i == 0 || t <= f.oldT {
+			f.oldest, f.oldT = i, t
 		}
 		f.noteNewest(t, i)
+	}
+	if n := len(f.ts); n > 0 {
+		f.lastT = f.ts[n-1]
 	}
 }
 
@@ -386,15 +406,19 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 		}
 		s.headPart, s.headSeries = part, hs
 	}
+	next := 0 // where the next field is expected in hs.fields
 	for i, f := range p.Fields {
-		hf := hs.field(f.Key, i)
+		hf, j := hs.field(f.Key, next)
 		if hf == nil {
 			hf = &headField{name: f.Key, typ: f.Value.typ, sorted: true} // the index's own string: see DB.apply
 			if prev != nil {
-				hf.reserve(prev.field(f.Key, i))
+				pf, _ := prev.field(f.Key, i)
+				hf.reserve(pf)
 			}
 			hs.fields = append(hs.fields, hf)
+			j = len(hs.fields) - 1
 		}
+		next = j + 1
 		hf.append(p.Time, f.Value)
 	}
 	part.samples += len(p.Fields)
@@ -463,7 +487,7 @@ func (h *head) mergeBack(old *headPartition) {
 			continue
 		}
 		for _, cf := range cs.fields {
-			of := os.field(cf.name, 0)
+			of, _ := os.field(cf.name, 0)
 			if of == nil {
 				os.fields = append(os.fields, cf)
 				continue

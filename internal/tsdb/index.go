@@ -112,7 +112,7 @@ func (ix *seriesIndex) setField(s *series, name string, typ ValueType, i int) st
 	if j := s.hintIndex(name, i); j >= 0 {
 		return s.hint[j].name
 	}
-	name = strings.Clone(name) // kept: see getOrCreate
+	name = internName(name) // a copy, kept: see getOrCreate
 	if t, ok := s.fields[name]; ok {
 		s.setHint(name, t, i)
 		return name
@@ -221,7 +221,9 @@ func unionIDs(a, b []uint64) []uint64 {
 const maxHints = 64
 
 // hintIndex returns the index of name among the hints, trying position i
-// first (points usually name their fields in the same order), or -1.
+// first (points usually name their fields in the same order: callers pass
+// one past the previous field's index, which also holds when a point
+// leaves out a field), or -1.
 func (s *series) hintIndex(name string, i int) int {
 	if i >= 0 && i < len(s.hint) && s.hint[i].name == name {
 		return i

@@ -175,15 +175,23 @@ func checkFields(fields []Field) error {
 	if len(fields) == 0 {
 		return fmt.Errorf("no fields")
 	}
+	var seen uint64 // signature bits of the keys so far
 	for i, f := range fields {
-		if f.Key == "" {
+		k := f.Key
+		if k == "" {
 			return fmt.Errorf("empty field key")
 		}
-		for _, g := range fields[:i] {
-			if g.Key == f.Key {
-				return fmt.Errorf("duplicate field key %q", f.Key)
+		// A key whose signature bit is new cannot repeat an earlier one,
+		// so most points need no key comparisons.
+		sig := uint64(1) << ((uint(len(k))*7 + uint(k[0])*3 + uint(k[len(k)-1])) & 63)
+		if seen&sig != 0 {
+			for _, g := range fields[:i] {
+				if g.Key == k {
+					return fmt.Errorf("duplicate field key %q", k)
+				}
 			}
 		}
+		seen |= sig
 	}
 	return checkValues(fields)
 }

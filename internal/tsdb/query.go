@@ -288,7 +288,7 @@ func (db *DB) plan(q *Query, newest bool) ([]fieldPlan, []*block, error) {
 				if hs == nil {
 					return
 				}
-				hf := hs.field(name, 0)
+				hf, _ := hs.field(name, 0)
 				if hf == nil || hf.typ != typ {
 					return
 				}

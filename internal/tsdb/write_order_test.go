@@ -1,0 +1,109 @@
+package tsdb
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"unsafe"
+)
+
+// TestBatchAppliedBySeries writes requests that interleave series, leave
+// out fields and repeat timestamps within a series, and compares every
+// field with a model where the last write of a time wins: the writer
+// applies a request grouped by series (seriesOrder), which must not change
+// the outcome.
+func TestBatchAppliedBySeries(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	r := rand.New(rand.NewPCG(7, 11))
+	type key struct{ dev, field string }
+	model := map[key]map[int64]Value{}
+	fields := []string{"a", "b", "c", "d"}
+	for req := 0; req < 20; req++ {
+		var pts []Point
+		for i := 0; i < 200; i++ {
+			dev := fmt.Sprintf("d%d", r.IntN(5))
+			ts := int64(r.IntN(40)) * 10
+			var fs []Field
+			for _, name := range fields {
+				if r.IntN(4) == 0 {
+					continue // sparse, as TSBS iot
+				}
+				v := IntValue(int64(req*1000 + i))
+				fs = append(fs, f(name, v))
+			}
+			if len(fs) == 0 {
+				fs = append(fs, f("a", IntValue(int64(req*1000+i))))
+			}
+			for _, x := range fs {
+				k := key{dev, x.Key}
+				if model[k] == nil {
+					model[k] = map[int64]Value{}
+				}
+				model[k][ts] = x.Value
+			}
+			pts = append(pts, pt(dev, ts, fs...))
+		}
+		mustWrite(t, db, pts...)
+	}
+	if o := db.seriesOrder(make([]preparedPoint, 10), 3); o != nil {
+		t.Fatalf("small requests are applied in arrival order, got %v", o)
+	}
+	for k, byTime := range model {
+		res := mustQuery(t, db, Query{Measurement: "telemetry", Tags: []Tag{{"device_id", k.dev}}, Field: k.field})
+		if len(res) != 1 {
+			t.Fatalf("%v: %d series", k, len(res))
+		}
+		var want []Sample
+		for ts := int64(0); ts < 400; ts += 10 {
+			if v, ok := byTime[ts]; ok {
+				want = append(want, Sample{Time: ts, Value: v})
+			}
+		}
+		if !reflect.DeepEqual(res[0].Samples, want) {
+			t.Fatalf("%v:\n got %v\nwant %v", k, res[0].Samples, want)
+		}
+	}
+}
+
+func TestSeriesOrder(t *testing.T) {
+	db := &DB{}
+	pts := make([]preparedPoint, 70)
+	for i := range pts {
+		pts[i].bs = int32(1 + i%3) // 1 2 3 1 2 3 ...
+	}
+	order := db.seriesOrder(pts, 4)
+	if len(order) != len(pts) {
+		t.Fatalf("order %v", order)
+	}
+	prev := int32(-1)
+	for k, i := range order {
+		p := pts[i]
+		if k > 0 && p.bs < pts[order[k-1]].bs {
+			t.Fatalf("series out of order at %d: %v", k, order)
+		}
+		if k > 0 && p.bs == pts[order[k-1]].bs && i <= prev {
+			t.Fatalf("points of a series reordered at %d: %v", k, order)
+		}
+		prev = i
+	}
+	pts[5].bs = 0 // not numbered: arrival order
+	if db.seriesOrder(pts, 4) != nil {
+		t.Fatal("unnumbered point accepted")
+	}
+}
+
+func TestInternName(t *testing.T) {
+	b := []byte("temperature")
+	s := InternName(b)
+	b[0] = 'X'
+	if s != "temperature" {
+		t.Fatalf("interned name aliases the caller's buffer: %q", s)
+	}
+	if u := internName("temperature"); unsafe.StringData(u) != unsafe.StringData(s) {
+		t.Fatal("a second lookup returns another copy")
+	}
+	if a, c := InternName([]byte("humidity")), InternName([]byte("humidity")); a != c {
+		t.Fatal("not equal")
+	}
+}
