@@ -352,29 +352,107 @@ func sortDedup(s []Sample) []Sample {
 }
 
 // sortedCopy returns the field's samples sorted and de-duplicated, as
-// parallel slices (for block writing).
+// parallel slices (for block writing and tidying).
 func (f *headField) sortedCopy() (ts []int64, vals []uint64, strs []string) {
 	if f.sorted {
 		return f.ts, f.vals, f.strs
 	}
-	idx := make([]int, len(f.ts))
-	for i := range idx {
-		idx[i] = i
+	// Concurrent writers leave the samples in ordered runs, a little out
+	// of order with each other: a natural merge sort of (time, position)
+	// pairs merges the runs in about log2(runs) passes, each a sequential
+	// copy, and it is stable, so the last write of a time comes last.
+	ps := make([]sampleAt, len(f.ts))
+	for i, t := range f.ts {
+		ps[i] = sampleAt{t, i}
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(f.ts[a], f.ts[b]) })
-	for k, i := range idx {
-		t := f.ts[i]
-		if k+1 < len(idx) && f.ts[idx[k+1]] == t {
+	ps = mergeRuns(ps)
+	n := len(ps)
+	ts = make([]int64, 0, n)
+	if f.typ == String {
+		strs = make([]string, 0, n)
+	} else {
+		vals = make([]uint64, 0, n)
+	}
+	for k, p := range ps {
+		if k+1 < n && ps[k+1].t == p.t {
 			continue // a later write of the same timestamp wins
 		}
-		ts = append(ts, t)
+		ts = append(ts, p.t)
 		if f.typ == String {
-			strs = append(strs, f.strs[i])
+			strs = append(strs, f.strs[p.i])
 		} else {
-			vals = append(vals, f.vals[i])
+			vals = append(vals, f.vals[p.i])
 		}
 	}
 	return ts, vals, strs
+}
+
+// sampleAt is a sample's time and position in its head field.
+type sampleAt struct {
+	t int64
+	i int
+}
+
+// mergeRuns sorts ps by time, stably, by merging its non-decreasing runs
+// bottom-up (the result is ps or a buffer of the same length).
+func mergeRuns(ps []sampleAt) []sampleAt {
+	bounds := []int{0}
+	for i := 1; i < len(ps); i++ {
+		if ps[i].t < ps[i-1].t {
+			bounds = append(bounds, i)
+		}
+	}
+	bounds = append(bounds, len(ps))
+	if len(bounds) <= 2 {
+		return ps
+	}
+	src, dst := ps, make([]sampleAt, len(ps))
+	for len(bounds) > 2 {
+		next := bounds[:1]
+		k := 0
+		for ; k+2 < len(bounds); k += 2 {
+			lo, mid, hi := bounds[k], bounds[k+1], bounds[k+2]
+			mergeTwo(dst[lo:hi], src[lo:mid], src[mid:hi])
+			next = append(next, hi)
+		}
+		if k+1 < len(bounds) { // an odd run left over
+			lo, hi := bounds[k], bounds[k+1]
+			copy(dst[lo:hi], src[lo:hi])
+			next = append(next, hi)
+		}
+		bounds = next
+		src, dst = dst, src
+	}
+	return src
+}
+
+// mergeTwo merges sorted a and b into dst, a's element first on equal
+// times (stable).
+func mergeTwo(dst, a, b []sampleAt) {
+	if len(a) == 0 || len(b) == 0 || a[len(a)-1].t <= b[0].t {
+		copy(dst[copy(dst, a):], b)
+		return
+	}
+	// Runs left by concurrent writers overlap at their ends only: a's
+	// elements up to b[0] and b's from a's last on move in bulk.
+	p, _ := slices.BinarySearchFunc(a, b[0].t+1, func(x sampleAt, t int64) int { return cmp.Compare(x.t, t) })
+	q, _ := slices.BinarySearchFunc(b, a[len(a)-1].t, func(x sampleAt, t int64) int { return cmp.Compare(x.t, t) })
+	k := copy(dst, a[:p])
+	copy(dst[len(dst)-(len(b)-q):], b[q:])
+	a, b = a[p:], b[:q]
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if b[j].t < a[i].t {
+			dst[k] = b[j]
+			j++
+		} else {
+			dst[k] = a[i]
+			i++
+		}
+		k++
+	}
+	k += copy(dst[k:], a[i:])
+	copy(dst[k:], b[j:])
 }
 
 // partitionStart is the start of the partition holding t (floor division,

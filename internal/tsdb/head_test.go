@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -190,5 +191,83 @@ func TestTidyStopsBetweenFields(t *testing.T) {
 	db.tidyHead(func() bool { return false })
 	if n := unsorted(); n != 0 {
 		t.Fatalf("%d fields unsorted after an undisturbed tidy", n)
+	}
+}
+
+// BenchmarkSortedCopy sorts a field shaped like a TSBS iot load by 4
+// concurrent writers: runs of 25 samples whose order is shuffled a little,
+// plus a few overwrites.
+func BenchmarkSortedCopy(b *testing.B) {
+	f := benchField()
+	b.ReportAllocs()
+	for b.Loop() {
+		f.sortedCopy()
+	}
+}
+
+// benchField is a field as BenchmarkSortedCopy describes.
+func benchField() *headField {
+	r := rand.New(rand.NewPCG(1, 2))
+	runs := make([]int, 8640/25)
+	for i := range runs {
+		runs[i] = i
+	}
+	for i := range runs { // displace each run by up to 3 places
+		j := min(len(runs)-1, i+r.IntN(4))
+		runs[i], runs[j] = runs[j], runs[i]
+	}
+	f := &headField{typ: Float, sorted: true}
+	for _, k := range runs {
+		for i := 0; i < 25; i++ {
+			t := int64(k*25+i) * 10e9
+			if r.IntN(100) == 0 {
+				t -= 10e9 // overwrite
+			}
+			f.append(t, FloatValue(float64(i)))
+		}
+	}
+	return f
+}
+
+// TestSortedCopyMatchesStableSort compares the run-merging sort with a
+// stable sort of positions, on fields with ordered runs, random order and
+// many equal times (the last write of a time must win).
+func TestSortedCopyMatchesStableSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for n := 0; n < 300; n++ {
+		f := &headField{typ: Integer, sorted: true}
+		size := r.IntN(400)
+		span := int64(1 + r.IntN(500))
+		t0 := int64(0)
+		for i := 0; i < size; i++ {
+			var ts int64
+			switch r.IntN(3) {
+			case 0:
+				t0 += int64(r.IntN(3))
+				ts = t0 // ordered run
+			case 1:
+				ts = r.Int64N(span)
+			default:
+				ts = t0 - r.Int64N(5)
+			}
+			f.append(ts, IntValue(int64(i)))
+		}
+		idx := make([]int, len(f.ts))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(f.ts[a], f.ts[b]) })
+		var wantT []int64
+		var wantV []uint64
+		for k, i := range idx {
+			if k+1 < len(idx) && f.ts[idx[k+1]] == f.ts[i] {
+				continue
+			}
+			wantT, wantV = append(wantT, f.ts[i]), append(wantV, f.vals[i])
+		}
+		ts, vals, _ := f.sortedCopy()
+		if !slices.Equal(ts, wantT) || !slices.Equal(vals, wantV) {
+			t.Fatalf("case %d (%d samples): got %v %v\nwant %v %v", n, size, ts, vals, wantT, wantV)
+		}
 	}
 }
