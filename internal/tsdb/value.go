@@ -57,7 +57,8 @@ type Value struct {
 var valueTypes [String + 1]byte
 
 // numValue returns a non-string Value of type t (Float, Integer, Unsigned
-// or Boolean) with bits n.
+// or Boolean) with bits n. t must not be String: n would be taken for the
+// length of a string at valueTypes[String].
 func numValue(t ValueType, n uint64) Value {
 	return Value{n: n, p: unsafe.Pointer(&valueTypes[t])}
 }
@@ -111,10 +112,7 @@ func (v Value) Type() ValueType { return v.typ() }
 // the same bits for numbers and booleans (so a NaN equals a NaN with the
 // same bits, and 0 does not equal -0) and the same bytes for strings.
 func (v Value) Equal(w Value) bool {
-	if v.p == w.p && v.n == w.n {
-		return true
-	}
-	return v.n == w.n && v.typ() == String && w.typ() == String && v.str() == w.str()
+	return v.n == w.n && (v.p == w.p || v.typ() == String && w.typ() == String && v.str() == w.str())
 }
 
 // ValueKey is a comparable form of a Value for map keys: two Values have
