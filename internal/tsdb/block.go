@@ -442,7 +442,7 @@ func decodeChunk(typ ValueType, c *chunkMeta, tsb, vb []byte) ([]Sample, error) 
 		}
 		n = len(vs)
 		for i := 0; i < min(n, len(out)); i++ {
-			out[i].Value = Value{typ: typ, n: uint64(vs[i])}
+			out[i].Value = numValue(typ, uint64(vs[i]))
 		}
 	case Boolean:
 		vs, err := chunkenc.DecodeBools(vb, nil)

@@ -310,8 +310,8 @@ func conflict(s *series, p *preparedPoint, pending map[string]ValueType) string 
 		if !ok && pending != nil {
 			want, ok = pending[p.key+"\x00"+f.Key]
 		}
-		if ok && want != f.Value.typ {
-			return fmt.Sprintf("field %q is %s, got %s", f.Key, want, f.Value.typ)
+		if ok && want != f.Value.typ() {
+			return fmt.Sprintf("field %q is %s, got %s", f.Key, want, f.Value.typ())
 		}
 	}
 	return ""
@@ -323,7 +323,7 @@ func (db *DB) apply(s *series, p *preparedPoint) {
 	if !p.hinted {
 		// The keys become the index's strings, which the head keeps.
 		for i, f := range p.Fields {
-			p.Fields[i].Key = db.index.setField(s, f.Key, f.Value.typ, i)
+			p.Fields[i].Key = db.index.setField(s, f.Key, f.Value.typ(), i)
 		}
 	}
 	db.head.add(s, p, db.blockDur)
@@ -725,16 +725,16 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 				if s != nil {
 					if j := s.hintIndex(f.Key, next); j >= 0 {
 						next = j + 1
-						if t := s.hint[j].typ; t != f.Value.typ {
-							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+						if t := s.hint[j].typ; t != f.Value.typ() {
+							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ())
 						}
 						p.Fields[fi].Key = s.hint[j].name // equal; see preparedPoint.hinted
 						continue
 					}
 					hinted = false
 					if t, ok := s.fields[f.Key]; ok {
-						if t != f.Value.typ {
-							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+						if t != f.Value.typ() {
+							bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ())
 						}
 						continue
 					}
@@ -747,15 +747,15 @@ func (db *DB) commit(batch []*writeReq, buf []byte) []byte {
 					t, ok = mine[k]
 				}
 				if ok {
-					if t != f.Value.typ {
-						bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ)
+					if t != f.Value.typ() {
+						bad = fmt.Sprintf("field %q is %s, got %s", f.Key, t, f.Value.typ())
 					}
 					continue
 				}
 				if mine == nil {
 					mine = make(map[string]ValueType)
 				}
-				mine[k] = f.Value.typ
+				mine[k] = f.Value.typ()
 			}
 			p.hinted = hinted
 			if bad != "" {
@@ -948,7 +948,7 @@ func (db *DB) dropConflicts(r *writeReq, pending map[string]ValueType) map[strin
 			}
 			k := p.key + "\x00" + f.Key
 			if _, ok := pending[k]; !ok {
-				mine[k] = f.Value.typ
+				mine[k] = f.Value.typ()
 			}
 		}
 		kept = append(kept, *p)

@@ -381,7 +381,7 @@ func (db *DB) compactPartition(in []*block) error {
 				for _, x := range smp {
 					fd.ts = append(fd.ts, x.Time)
 					if typ == String {
-						fd.strs = append(fd.strs, x.Value.s)
+						fd.strs = append(fd.strs, x.Value.str())
 					} else {
 						fd.vals = append(fd.vals, x.Value.n)
 					}

@@ -95,7 +95,7 @@ func (f *headField) append(t int64, v Value) {
 	}
 	f.ts = append(f.ts, t)
 	if f.typ == String {
-		f.strs = append(f.strs, v.s)
+		f.strs = append(f.strs, v.str())
 	} else {
 		f.vals = append(f.vals, v.n)
 	}
@@ -151,9 +151,9 @@ func (f *headField) ends(start, end int64, limit int, newest bool) (out []Sample
 
 func (f *headField) value(i int) Value {
 	if f.typ == String {
-		return Value{typ: String, s: f.strs[i]}
+		return StringValue(f.strs[i])
 	}
-	return Value{typ: f.typ, n: f.vals[i]}
+	return numValue(f.typ, f.vals[i])
 }
 
 // samplesIn copies the samples with start <= t < end (end 0 = unbounded)
@@ -488,7 +488,7 @@ func (h *head) add(s *series, p *preparedPoint, blockDur int64) {
 	for i, f := range p.Fields {
 		hf, j := hs.field(f.Key, next)
 		if hf == nil {
-			hf = &headField{name: f.Key, typ: f.Value.typ, sorted: true} // the index's own string: see DB.apply
+			hf = &headField{name: f.Key, typ: f.Value.typ(), sorted: true} // the index's own string: see DB.apply
 			if prev != nil {
 				pf, _ := prev.field(f.Key, i)
 				hf.reserve(pf)

@@ -52,7 +52,7 @@ func TestHeadFieldEnds(t *testing.T) {
 					want = want[:c.limit]
 				}
 			}
-			if !slices.Equal(got, want) {
+			if !samplesEqual(got, want) {
 				t.Fatalf("round %d %+v [%d,%d) ts %v: got %v want %v", round, c, start, end, f.ts, got, want)
 			}
 		}
@@ -100,14 +100,14 @@ func TestHeadNewestMatching(t *testing.T) {
 			continue // too few matches (or, unsorted, too many overwritten): the caller reads all
 		}
 		answered++
-		if len(got) == 0 || !slices.Equal(got, full[len(full)-len(got):]) {
+		if len(got) == 0 || !samplesEqual(got, full[len(full)-len(got):]) {
 			t.Fatalf("round %d: not a suffix of the field: got %v full %v", round, got, full)
 		}
 		res := filterSamples(slices.Clone(got), fs)
 		if len(res) > limit {
 			res = res[len(res)-limit:]
 		}
-		if !slices.Equal(res, want) {
+		if !samplesEqual(res, want) {
 			t.Fatalf("round %d limit %d [%d,%d) ts %v vals %v: got %v want %v", round, limit, start, end, f.ts, f.vals, res, want)
 		}
 	}

@@ -199,7 +199,7 @@ func checkFields(fields []Field) error {
 // checkValues validates the values of fields whose keys are known valid.
 func checkValues(fields []Field) error {
 	for _, f := range fields {
-		switch f.Value.typ {
+		switch f.Value.typ() {
 		case Float:
 			v := math.Float64frombits(f.Value.n)
 			if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -306,8 +306,8 @@ func appendPointsScratch(dst, body []byte, pts []preparedPoint) ([]byte, []byte)
 				}
 			}
 			body = binary.AppendUvarint(body, uint64(ni))
-			body = append(body, byte(f.Value.typ))
-			switch f.Value.typ {
+			body = append(body, byte(f.Value.typ()))
+			switch f.Value.typ() {
 			case Float:
 				body = binary.LittleEndian.AppendUint64(body, f.Value.n)
 			case Integer:
@@ -317,7 +317,7 @@ func appendPointsScratch(dst, body []byte, pts []preparedPoint) ([]byte, []byte)
 			case Boolean:
 				body = append(body, byte(f.Value.n))
 			case String:
-				body = appendString(body, f.Value.s)
+				body = appendString(body, f.Value.str())
 			}
 		}
 	}
@@ -520,7 +520,7 @@ func decodePoints2(b []byte) ([]preparedPoint, error) {
 func (d *decoder) value() Value {
 	switch ValueType(d.byte()) {
 	case Float:
-		return Value{typ: Float, n: d.u64()}
+		return numValue(Float, d.u64())
 	case Integer:
 		return IntValue(d.varint())
 	case Unsigned:
@@ -558,7 +558,7 @@ func decodePoints1(b []byte) ([]preparedPoint, error) {
 			var v Value
 			switch ValueType(d.byte()) {
 			case Float:
-				v = Value{typ: Float, n: d.u64()}
+				v = numValue(Float, d.u64())
 			case Integer:
 				v = IntValue(d.varint())
 			case Unsigned:

@@ -438,7 +438,7 @@ func raw(p *fieldPlan, q *Query, b *budget) ([]Sample, error) {
 		}
 		if q.Limit-len(out) == 1 && len(q.Filters) == 0 && summaryOnly(p.typ, g, *q) {
 			c := g[0].chunk // the oldest sample is the chunk's first
-			out = append(out, Sample{Time: c.minT, Value: Value{typ: p.typ, n: c.first}})
+			out = append(out, Sample{Time: c.minT, Value: numValue(p.typ, c.first)})
 			continue
 		}
 		smp, err := load(g, p.typ, q.Start, q.End, b)
@@ -470,25 +470,27 @@ type window struct {
 func (w *window) reset(k int64) { *w = window{k: k} }
 
 func less(a, b Value) bool {
-	switch a.typ {
+	switch a.typ() {
 	case Float:
 		return math.Float64frombits(a.n) < math.Float64frombits(b.n)
 	case Integer:
 		return int64(a.n) < int64(b.n)
+	case String:
+		return false // strings have no order here; n is their length
 	default:
 		return a.n < b.n
 	}
 }
 
-func (w *window) add(v Value) { w.merge(v.typ, v, v, v, v, 1, v.n) }
+func (w *window) add(v Value) { w.merge(v.typ(), v, v, v, v, 1, v.n) }
 
 // addChunk folds a whole chunk summary into the window.
 func (w *window) addChunk(typ ValueType, c *chunkMeta) {
 	mk := func(bits uint64) Value {
 		if typ == String {
-			return Value{typ: String}
+			return StringValue("") // chunks keep no string summaries
 		}
-		return Value{typ: typ, n: bits}
+		return numValue(typ, bits)
 	}
 	w.merge(typ, mk(c.first), mk(c.min), mk(c.max), mk(c.last), int64(c.count), c.sum)
 }

@@ -65,7 +65,7 @@ func (db *DB) QueryNewest(ctx context.Context, q Query) ([]Series, error) {
 			}
 			if q.Limit-len(samples) == 1 && len(q.Filters) == 0 && summaryOnly(p.typ, runs[r], q) {
 				c := runs[r][0].chunk // the newest sample is the chunk's last
-				samples = append(samples, Sample{Time: c.maxT, Value: Value{typ: p.typ, n: c.last}})
+				samples = append(samples, Sample{Time: c.maxT, Value: numValue(p.typ, c.last)})
 				continue
 			}
 			smp, err := load(runs[r], p.typ, q.Start, q.End, &b)

@@ -54,7 +54,7 @@ func TestQueryNewestMatchesDesc(t *testing.T) {
 					break
 				}
 			}
-			if len(s.Samples) != 1 || s.Samples[0] != want {
+			if len(s.Samples) != 1 || !sampleEqual(s.Samples[0], want) {
 				t.Fatalf("oldest of %v from %d: %v, want %v", s.Tags, r.start, s.Samples, want)
 			}
 		}
@@ -72,7 +72,7 @@ func TestQueryNewestMatchesDesc(t *testing.T) {
 			t.Fatalf("limit %d: %d series, want %d", q.Limit, len(got), len(want))
 		}
 		for i := range want {
-			if !slices.Equal(got[i].Samples, want[i].Samples) || !slices.Equal(got[i].Tags, want[i].Tags) {
+			if !samplesEqual(got[i].Samples, want[i].Samples) || !slices.Equal(got[i].Tags, want[i].Tags) {
 				t.Fatalf("limit %d series %v: got %d samples, want %d", q.Limit, want[i].Tags, len(got[i].Samples), len(want[i].Samples))
 			}
 		}
@@ -162,7 +162,7 @@ func TestQueryFilters(t *testing.T) {
 				}
 				continue
 			}
-			if len(got) != 1 || !slices.Equal(got[0].Samples, want) {
+			if len(got) != 1 || !samplesEqual(got[0].Samples, want) {
 				t.Fatalf("%s %v host %s: Query gave %v series, want %d samples", c.field, c.fs, h, len(got), len(want))
 			}
 			for _, limit := range []int{1, 3} {
@@ -171,7 +171,7 @@ func TestQueryFilters(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n := min(limit, len(want)); !slices.Equal(asc[0].Samples, want[:n]) {
+				if n := min(limit, len(want)); !samplesEqual(asc[0].Samples, want[:n]) {
 					t.Fatalf("%s %v limit %d: oldest %v, want %v", c.field, c.fs, limit, asc[0].Samples, want[:n])
 				}
 				newest, err := db.QueryNewest(ctx, q)
@@ -180,7 +180,7 @@ func TestQueryFilters(t *testing.T) {
 				}
 				rev := slices.Clone(want)
 				slices.Reverse(rev)
-				if n := min(limit, len(rev)); !slices.Equal(newest[0].Samples, rev[:n]) {
+				if n := min(limit, len(rev)); !samplesEqual(newest[0].Samples, rev[:n]) {
 					t.Fatalf("%s %v limit %d: newest %v, want %v", c.field, c.fs, limit, newest[0].Samples, rev[:n])
 				}
 			}
@@ -213,7 +213,7 @@ func TestLimitWithSortedHead(t *testing.T) {
 	full := mustQuery(t, db, Query{Measurement: "telemetry"})[0].Samples
 	for _, limit := range []int{1, 7, 2500} {
 		asc := mustQuery(t, db, Query{Measurement: "telemetry", Limit: limit})[0].Samples
-		if !slices.Equal(asc, full[:limit]) {
+		if !samplesEqual(asc, full[:limit]) {
 			t.Fatalf("oldest %d differ", limit)
 		}
 		desc := mustQuery(t, db, Query{Measurement: "telemetry", Limit: limit, Desc: true})[0].Samples
@@ -223,7 +223,7 @@ func TestLimitWithSortedHead(t *testing.T) {
 		}
 		want := slices.Clone(full[len(full)-limit:])
 		slices.Reverse(want)
-		if !slices.Equal(desc, want) || !slices.Equal(newest[0].Samples, want) {
+		if !samplesEqual(desc, want) || !samplesEqual(newest[0].Samples, want) {
 			t.Fatalf("newest %d differ", limit)
 		}
 	}

@@ -174,7 +174,7 @@ func TestOutOfOrderAndDuplicates(t *testing.T) {
 			if flush {
 				want[1].Value = IntValue(200)
 			}
-			if len(res) != 1 || !reflect.DeepEqual(res[0].Samples, want) {
+			if len(res) != 1 || !deepEqual(res[0].Samples, want) {
 				t.Fatalf("got %v want %v", res, want)
 			}
 			if flush {
@@ -183,7 +183,7 @@ func TestOutOfOrderAndDuplicates(t *testing.T) {
 					t.Fatal(err)
 				}
 				res = mustQuery(t, db, Query{Measurement: "telemetry"})
-				if !reflect.DeepEqual(res[0].Samples, want) {
+				if !deepEqual(res[0].Samples, want) {
 					t.Fatalf("after second flush got %v want %v", res[0].Samples, want)
 				}
 				if st := db.Stats(); st.Blocks != 2 || st.HeadSamples != 0 {
@@ -256,7 +256,7 @@ func TestAggregateWindow(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(res) != 1 || !reflect.DeepEqual(res[0].Samples, c.want) {
+				if len(res) != 1 || !deepEqual(res[0].Samples, c.want) {
 					t.Fatalf("got %v want %v", res, c.want)
 				}
 			})
@@ -269,7 +269,7 @@ func TestNegativeTimeWindows(t *testing.T) {
 	mustWrite(t, db, pt("d", -15, f("v", IntValue(1))), pt("d", -5, f("v", IntValue(2))), pt("d", 5, f("v", IntValue(3))))
 	res := mustQuery(t, db, Query{Measurement: "telemetry", Start: -100, Every: 10, Fn: Count})
 	want := []Sample{{-10, IntValue(1)}, {0, IntValue(1)}, {10, IntValue(1)}}
-	if !reflect.DeepEqual(res[0].Samples, want) {
+	if !deepEqual(res[0].Samples, want) {
 		t.Fatalf("got %v want %v", res[0].Samples, want)
 	}
 }
@@ -304,7 +304,7 @@ func TestFlushAndRestart(t *testing.T) {
 	}
 	db2 := openTest(t, dir, nil)
 	after := mustQuery(t, db2, Query{Measurement: "telemetry", Tags: []Tag{{"device_id", "d0"}}, Field: "v", Start: 100 * hour})
-	if len(after) != 1 || len(after[0].Samples) != 1 || after[0].Samples[0].Value != FloatValue(-1) {
+	if len(after) != 1 || len(after[0].Samples) != 1 || !after[0].Samples[0].Value.Equal(FloatValue(-1)) {
 		t.Fatalf("head data lost: %v", after)
 	}
 	all := mustQuery(t, db2, Query{Measurement: "telemetry", End: 100 * hour})
@@ -318,7 +318,7 @@ func TestFlushAndRestart(t *testing.T) {
 			trimmed = append(trimmed, s)
 		}
 	}
-	if !reflect.DeepEqual(trimmed, before) {
+	if !deepEqual(trimmed, before) {
 		t.Fatalf("data differs after restart")
 	}
 }

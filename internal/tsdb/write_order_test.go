@@ -3,7 +3,6 @@ package tsdb
 import (
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"testing"
 	"unsafe"
 )
@@ -60,7 +59,7 @@ func TestBatchAppliedBySeries(t *testing.T) {
 				want = append(want, Sample{Time: ts, Value: v})
 			}
 		}
-		if !reflect.DeepEqual(res[0].Samples, want) {
+		if !deepEqual(res[0].Samples, want) {
 			t.Fatalf("%v:\n got %v\nwant %v", k, res[0].Samples, want)
 		}
 	}

@@ -140,19 +140,20 @@ func (a *acc) addDistinct(t int64, v tsdb.Value, keep bool) {
 	}
 	a.n++
 	if a.dset == nil {
-		a.dset = map[tsdb.Value]int{}
+		a.dset = map[tsdb.ValueKey]int{}
 	}
-	if i, ok := a.dset[v]; ok {
+	k := v.Key()
+	if i, ok := a.dset[k]; ok {
 		if keep && t < a.pts[i].t {
 			a.pts[i].t = t
 		}
 		return
 	}
 	if !keep {
-		a.dset[v] = -1
+		a.dset[k] = -1
 		return
 	}
-	a.dset[v] = len(a.pts)
+	a.dset[k] = len(a.pts)
 	a.pts = append(a.pts, selPoint{t: t, v: v})
 }
 

@@ -274,7 +274,7 @@ type acc struct {
 	// topKey: top/bottom with tag arguments, tag values -> index in pts.
 	topKey map[string]int
 	// dset: distinct values seen -> index in pts (-1 for count(distinct)).
-	dset map[tsdb.Value]int
+	dset map[tsdb.ValueKey]int
 	// integ: integral() of the window, set when the group is finished.
 	integ   float64
 	integOK bool
