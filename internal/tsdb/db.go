@@ -344,11 +344,9 @@ func (db *DB) Write(ctx context.Context, points []Point) error {
 	pts := make([]preparedPoint, len(points))
 	var pr preparer
 	for i := range points {
-		p, err := pr.prepare(points[i])
-		if err != nil {
+		if err := pr.prepareTo(&pts[i], &points[i]); err != nil {
 			return fmt.Errorf("point %d: %w: %v", i, ErrInvalidPoint, err)
 		}
-		pts[i] = p
 	}
 	if _, rej := db.admit(pts, nil); len(rej) > 0 {
 		return rej[0]
@@ -381,9 +379,16 @@ func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, e
 	var idx []int
 	var rejected []PointError
 	var pr preparer
+	// Each point is encoded for the WAL right after it is prepared, while
+	// its fields are in cache; the record is used unless admit drops
+	// points.
+	enc := &sc.enc
+	enc.reset(sc.body)
 	for i := range points {
-		p, err := pr.prepare(points[i])
+		pts = pts[:len(pts)+1]
+		err := pr.prepareTo(&pts[len(pts)-1], &points[i])
 		if err != nil {
+			pts = pts[:len(pts)-1]
 			rejected = append(rejected, PointError{Index: i, Err: fmt.Errorf("%w: %v", ErrInvalidPoint, err)})
 			if idx == nil {
 				idx = make([]int, 0, len(points))
@@ -393,11 +398,12 @@ func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, e
 			}
 			continue
 		}
-		pts = append(pts, p)
+		enc.add(&pts[len(pts)-1])
 		if idx != nil {
 			idx = append(idx, i)
 		}
 	}
+	encoded := len(pts)
 	if len(pts) < len(points) && idx == nil {
 		idx = make([]int, len(pts))
 		for i := range idx {
@@ -414,6 +420,10 @@ func (db *DB) WritePartial(ctx context.Context, points []Point) ([]PointError, e
 		return rejected, nil
 	}
 	req := &writeReq{pts: pts, idx: idx, partial: true}
+	if len(pts) == encoded { // admit kept every point: the record is ready
+		req.rec, sc.body = encodeRecordWith(sc.rec, enc)
+		sc.rec = req.rec
+	}
 	more, err := db.submit(ctx, req, sc)
 	if err != nil {
 		return nil, err
@@ -445,6 +455,9 @@ func (db *DB) admit(pts []preparedPoint, idx *[]int) ([]preparedPoint, []PointEr
 		floor = max(floor, db.opts.Now().UnixNano()-r)
 	}
 	limit := db.opts.MaxSeries
+	if floor == math.MinInt64 && limit <= 0 {
+		return pts, nil // no window, no retention, no series limit
+	}
 	var refused map[string]bool // new series keys beyond the limit
 	if limit > 0 {
 		refused = db.reserveSeries(pts, floor, limit, idx == nil)
@@ -493,6 +506,7 @@ func (db *DB) admit(pts []preparedPoint, idx *[]int) ([]preparedPoint, []PointEr
 type writeScratch struct {
 	pts       []preparedPoint
 	rec, body []byte
+	enc       recordEncoder
 }
 
 func (db *DB) getScratch() *writeScratch {
@@ -512,10 +526,12 @@ func (db *DB) putScratch(sc *writeScratch) {
 // submit encodes req's WAL record (in sc's arrays when sc is not nil) and
 // hands it to the writer goroutine.
 func (db *DB) submit(ctx context.Context, req *writeReq, sc *writeScratch) ([]PointError, error) {
-	if sc != nil {
+	switch {
+	case req.rec != nil: // encoded by the caller
+	case sc != nil:
 		req.rec, sc.body = encodeRecordScratch(sc.rec, sc.body, req.pts)
 		sc.rec = req.rec
-	} else {
+	default:
 		req.rec = encodeRecord(req.pts)
 	}
 	if len(req.rec) > maxRecordSize {
@@ -545,10 +561,21 @@ func encodeRecord(pts []preparedPoint) []byte {
 
 // encodeRecordScratch encodes into rec and body (reused, returned).
 func encodeRecordScratch(rec, body []byte, pts []preparedPoint) ([]byte, []byte) {
+	var e recordEncoder
+	e.reset(body)
+	for i := range pts {
+		e.add(&pts[i])
+	}
+	return encodeRecordWith(rec, &e)
+}
+
+// encodeRecordWith frames e's payload as a WAL record in rec (reused) and
+// returns it and e's point section array for reuse.
+func encodeRecordWith(rec []byte, e *recordEncoder) ([]byte, []byte) {
 	// Encode behind room for the frame header instead of copying the
 	// payload into a record afterwards.
-	rec = slices.Grow(rec[:0], walHeaderSize+64*len(pts))[:walHeaderSize]
-	rec, body = appendPointsScratch(rec, body, pts)
+	rec = slices.Grow(rec[:0], walHeaderSize+len(e.body)+64*len(e.series)+16*len(e.names)+16)[:walHeaderSize]
+	rec, body := e.finish(rec)
 	payload := rec[walHeaderSize:]
 	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, castagnoli))

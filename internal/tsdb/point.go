@@ -97,23 +97,33 @@ type preparedSeries struct {
 }
 
 func (pr *preparer) prepare(p Point) (preparedPoint, error) {
+	var pp preparedPoint
+	err := pr.prepareTo(&pp, &p)
+	return pp, err
+}
+
+// prepareTo is prepare writing into *dst (the write path prepares into
+// its array: a preparedPoint is over 100 bytes).
+func (pr *preparer) prepareTo(dst *preparedPoint, p *Point) error {
 	if len(p.Tags) == 0 || p.Measurement == "" {
-		pp, err := prepare(p)
-		if err == nil {
-			pr.n++
-			pp.bs = pr.n
+		pp, err := prepare(*p)
+		if err != nil {
+			return err
 		}
-		return pp, err
+		pr.n++
+		pp.bs = pr.n
+		*dst = pp
+		return nil
 	}
 	id := &p.Tags[0]
 	if c, ok := pr.cache[id]; ok && c.n == len(p.Tags) && c.measurement == p.Measurement {
 		if sameKeys(p.Fields, c.fieldKeys) {
 			if err := checkValues(p.Fields); err != nil {
-				return preparedPoint{}, err
+				return err
 			}
 		} else {
 			if err := checkFields(p.Fields); err != nil {
-				return preparedPoint{}, err
+				return err
 			}
 			c.fieldKeys = c.fieldKeys[:0]
 			for _, f := range p.Fields {
@@ -121,12 +131,12 @@ func (pr *preparer) prepare(p Point) (preparedPoint, error) {
 			}
 			pr.cache[id] = c
 		}
-		p.Tags = c.tags
-		return preparedPoint{Point: p, key: c.key, bs: c.bs}, nil
+		*dst = preparedPoint{Point: Point{Measurement: p.Measurement, Tags: c.tags, Fields: p.Fields, Time: p.Time}, key: c.key, bs: c.bs}
+		return nil
 	}
-	pp, err := prepare(p)
+	pp, err := prepare(*p)
 	if err != nil {
-		return pp, err
+		return err
 	}
 	if pr.cache == nil {
 		pr.cache = make(map[*Tag]preparedSeries)
@@ -138,7 +148,8 @@ func (pr *preparer) prepare(p Point) (preparedPoint, error) {
 		keys[i] = f.Key
 	}
 	pr.cache[id] = preparedSeries{measurement: p.Measurement, n: len(p.Tags), tags: pp.Tags, key: pp.key, bs: pp.bs, fieldKeys: keys}
-	return pp, nil
+	*dst = pp
+	return nil
 }
 
 // prepare validates p and returns it with tags sorted (copied, the
@@ -248,94 +259,142 @@ func appendPoints(dst []byte, pts []preparedPoint) []byte {
 // appendPointsScratch is appendPoints building the point section in body
 // (reused, returned for the next call).
 func appendPointsScratch(dst, body []byte, pts []preparedPoint) ([]byte, []byte) {
-	seriesIdx := make(map[*byte]int)
-	// Numbered points (see preparedPoint.bs) find their entry by number.
-	var byNum []int32
-	if nb := maxBatchSeries(pts); nb > 0 {
-		byNum = make([]int32, nb+1)
-	}
-	nameIdx := make(map[string]int)
-	var series []*preparedPoint
-	var names []string
-	nf := 0
+	var e recordEncoder
+	e.reset(body)
 	for i := range pts {
-		nf += len(pts[i].Fields)
+		e.add(&pts[i])
 	}
-	body = slices.Grow(body[:0], 16*len(pts)+11*nf) // floats take 1+1+8 bytes
+	return e.finish(dst)
+}
+
+// recordEncoder builds a WAL record payload (see appendPoints) one point
+// at a time, so that the write path can encode a point right after
+// preparing it, while its fields are still in cache.
+type recordEncoder struct {
+	body      []byte // the point section, without its leading count
+	n         int    // points added
+	seriesIdx map[*byte]int
+	byNum     []int32 // batch series number -> series index + 1
+	series    []seriesRef
+	nameIdx   map[string]int
+	names     []string
 	// Points of a batch mostly name the same fields in the same order:
-	// remember the last point's name indexes to skip the map.
-	var last []int
-	body = binary.AppendUvarint(body, uint64(len(pts)))
-	for i := range pts {
-		p := &pts[i]
-		var si int
-		if p.bs > 0 && byNum[p.bs] > 0 {
-			si = int(byNum[p.bs]) - 1
-		} else {
-			k := unsafe.StringData(p.key)
-			var ok bool
-			si, ok = seriesIdx[k]
-			if !ok {
-				si = len(series)
-				seriesIdx[k] = si
-				series = append(series, p)
-			}
-			if p.bs > 0 {
-				byNum[p.bs] = int32(si) + 1
-			}
+	// the last point's name indexes skip the map.
+	last []int
+}
+
+type seriesRef struct {
+	measurement string
+	tags        []Tag
+}
+
+// reset starts a new payload, reusing body's array.
+func (e *recordEncoder) reset(body []byte) {
+	e.body, e.n = body[:0], 0
+	// Clearing a map costs its capacity: drop the ones a huge batch grew.
+	if len(e.seriesIdx) > 4096 {
+		e.seriesIdx = nil
+	}
+	clear(e.seriesIdx)
+	clear(e.byNum)
+	e.byNum = e.byNum[:0]
+	e.series = e.series[:0]
+	if len(e.nameIdx) > 4096 {
+		e.nameIdx = nil
+	}
+	clear(e.nameIdx)
+	e.names, e.last = e.names[:0], e.last[:0]
+}
+
+func (e *recordEncoder) add(p *preparedPoint) {
+	e.n++
+	var si int
+	if p.bs > 0 && int(p.bs) < len(e.byNum) && e.byNum[p.bs] > 0 {
+		si = int(e.byNum[p.bs]) - 1
+	} else {
+		k := unsafe.StringData(p.key)
+		var ok bool
+		if e.seriesIdx == nil {
+			e.seriesIdx = make(map[*byte]int)
 		}
-		body = binary.AppendUvarint(body, uint64(si))
-		body = binary.AppendVarint(body, p.Time)
-		body = binary.AppendUvarint(body, uint64(len(p.Fields)))
-		for j, f := range p.Fields {
-			var ni int
-			if j < len(last) && names[last[j]] == f.Key {
-				ni = last[j]
-			} else {
-				var ok bool
-				ni, ok = nameIdx[f.Key]
-				if !ok {
-					ni = len(names)
-					nameIdx[f.Key] = ni
-					names = append(names, f.Key)
-				}
-				if j < len(last) {
-					last[j] = ni
-				} else if j == len(last) {
-					last = append(last, ni)
-				}
+		si, ok = e.seriesIdx[k]
+		if !ok {
+			si = len(e.series)
+			e.seriesIdx[k] = si
+			e.series = append(e.series, seriesRef{p.Measurement, p.Tags})
+		}
+		if p.bs > 0 {
+			if int(p.bs) >= len(e.byNum) {
+				e.byNum = append(e.byNum, make([]int32, int(p.bs)+1-len(e.byNum))...)
 			}
-			body = binary.AppendUvarint(body, uint64(ni))
-			body = append(body, byte(f.Value.typ()))
-			switch f.Value.typ() {
-			case Float:
-				body = binary.LittleEndian.AppendUint64(body, f.Value.n)
-			case Integer:
-				body = binary.AppendVarint(body, int64(f.Value.n))
-			case Unsigned:
-				body = binary.AppendUvarint(body, f.Value.n)
-			case Boolean:
-				body = append(body, byte(f.Value.n))
-			case String:
-				body = appendString(body, f.Value.str())
-			}
+			e.byNum[p.bs] = int32(si) + 1
 		}
 	}
+	body := e.body
+	body = binary.AppendUvarint(body, uint64(si))
+	body = binary.AppendVarint(body, p.Time)
+	body = binary.AppendUvarint(body, uint64(len(p.Fields)))
+	for j, f := range p.Fields {
+		var ni int
+		if j < len(e.last) && e.names[e.last[j]] == f.Key {
+			ni = e.last[j]
+		} else {
+			var ok bool
+			if e.nameIdx == nil {
+				e.nameIdx = make(map[string]int)
+			}
+			ni, ok = e.nameIdx[f.Key]
+			if !ok {
+				ni = len(e.names)
+				e.nameIdx[f.Key] = ni
+				e.names = append(e.names, f.Key)
+			}
+			if j < len(e.last) {
+				e.last[j] = ni
+			} else if j == len(e.last) {
+				e.last = append(e.last, ni)
+			}
+		}
+		body = binary.AppendUvarint(body, uint64(ni))
+		t := f.Value.typ()
+		body = append(body, byte(t))
+		switch t {
+		case Float:
+			body = binary.LittleEndian.AppendUint64(body, f.Value.n)
+		case Integer:
+			body = binary.AppendVarint(body, int64(f.Value.n))
+		case Unsigned:
+			body = binary.AppendUvarint(body, f.Value.n)
+		case Boolean:
+			body = append(body, byte(f.Value.n))
+		case String:
+			body = appendString(body, f.Value.str())
+		}
+	}
+	e.body = body
+}
+
+// finish appends the payload to dst and returns it and the point section's
+// array for reuse.
+func (e *recordEncoder) finish(dst []byte) ([]byte, []byte) {
 	dst = append(dst, 0, 2)
-	dst = binary.AppendUvarint(dst, uint64(len(series)))
-	for _, p := range series {
-		dst = appendString(dst, p.Measurement)
-		dst = binary.AppendUvarint(dst, uint64(len(p.Tags)))
-		for _, t := range p.Tags {
+	dst = binary.AppendUvarint(dst, uint64(len(e.series)))
+	for _, sr := range e.series {
+		dst = appendString(dst, sr.measurement)
+		dst = binary.AppendUvarint(dst, uint64(len(sr.tags)))
+		for _, t := range sr.tags {
 			dst = appendString(dst, t.Key)
 			dst = appendString(dst, t.Value)
 		}
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(names)))
-	for _, n := range names {
+	dst = binary.AppendUvarint(dst, uint64(len(e.names)))
+	for _, n := range e.names {
 		dst = appendString(dst, n)
 	}
-	return append(dst, body...), body
+	dst = binary.AppendUvarint(dst, uint64(e.n))
+	dst = append(dst, e.body...)
+	clear(e.series) // do not keep the caller's tags alive
+	return dst, e.body
 }
 
 // maxBatchSeries returns the largest batch series number in pts.

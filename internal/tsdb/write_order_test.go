@@ -1,9 +1,12 @@
 package tsdb
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -104,5 +107,41 @@ func TestInternName(t *testing.T) {
 	}
 	if a, c := InternName([]byte("humidity")), InternName([]byte("humidity")); a != c {
 		t.Fatal("not equal")
+	}
+}
+
+// TestWritePartialRecordsReplay: WritePartial encodes the WAL record while
+// preparing and re-encodes when points are dropped later (out of window,
+// type conflicts). Whatever path a batch took, replaying the WAL must give
+// back exactly what queries saw.
+func TestWritePartialRecordsReplay(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := func(o *Options) { o.OutOfOrderWindow = time.Minute }
+	db := openTest(t, dir, opts)
+	now := int64(1e12)
+	batches := [][]Point{
+		{pt("a", now, f("v", FloatValue(1)), f("s", StringValue("x"))), pt("b", now, f("v", FloatValue(2)))}, // all kept
+		{pt("a", now+1, f("v", FloatValue(math.NaN()))), pt("b", now+2, f("v", FloatValue(3))),
+			pt("a", now-int64(2*time.Minute), f("v", FloatValue(4))), pt("c", now+3, f("w", IntValue(5)))}, // invalid + late
+		{pt("a", now+4, f("v", IntValue(6))), pt("b", now+5, f("v", FloatValue(7)), f("u", UintValue(8)))}, // type conflict
+	}
+	wantRej := []int{0, 2, 1}
+	for i, b := range batches {
+		rej, err := db.WritePartial(ctx, b)
+		if err != nil || len(rej) != wantRej[i] {
+			t.Fatalf("batch %d: %v %v", i, err, rej)
+		}
+	}
+	before := mustQuery(t, db, Query{Measurement: "telemetry"})
+	if len(before) != 5 {
+		t.Fatalf("series %v", before)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, opts)
+	if after := mustQuery(t, db, Query{Measurement: "telemetry"}); !deepEqual(after, before) {
+		t.Fatalf("after replay\n got %v\nwant %v", after, before)
 	}
 }
