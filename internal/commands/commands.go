@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -725,9 +726,26 @@ func (s *Service) Close(ctx context.Context) error {
 	return s.Flush(ctx)
 }
 
+// lastIDTime is the clock part of the newest command ID (see newID).
+var lastIDTime atomic.Int64
+
+// newID returns a command ID that sorts after every ID this process made
+// before: 8 bytes of a strictly increasing nanosecond clock, then 4 random
+// bytes. Lists order by created_at (milliseconds) and then by ID, so
+// commands created within one millisecond still list in creation order.
 func newID() (string, error) {
+	t := time.Now().UnixNano()
+	for {
+		last := lastIDTime.Load()
+		next := max(t, last+1)
+		if lastIDTime.CompareAndSwap(last, next) {
+			t = next
+			break
+		}
+	}
 	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
+	binary.BigEndian.PutUint64(b, uint64(t))
+	if _, err := rand.Read(b[8:]); err != nil {
 		return "", fmt.Errorf("commands: id: %w", err)
 	}
 	return hex.EncodeToString(b), nil

@@ -68,3 +68,19 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+// TestIDsSortByCreation: IDs made one after another sort in that order,
+// which breaks created_at ties (milliseconds) in lists.
+func TestIDsSortByCreation(t *testing.T) {
+	prev := ""
+	for i := 0; i < 1000; i++ {
+		id, err := newID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 24 || id <= prev {
+			t.Fatalf("id %d: %q after %q", i, id, prev)
+		}
+		prev = id
+	}
+}
