@@ -29,15 +29,20 @@
 //   - FsyncNever: as FsyncInterval but fsync happens only when a segment
 //     is cut and on Close.
 //
-// After the WAL write the points are applied to the head in WAL order, so
-// "last write wins" is the same before and after recovery. When Write
-// returns nil the points are visible to queries.
+// After the WAL write the points are applied to the head in WAL order (a
+// request grouped by series, which keeps each series' points in order), so
+// "last write wins" is the same before and after recovery. Under
+// FsyncAlways the fsync runs while the points go into the head; Write
+// returns after both, so the points may be visible to queries a moment
+// before they are durable. When Write returns nil the points are durable as
+// the policy says and visible to queries.
 //
 // # Head and flushing
 //
 // The head keeps per partition, series and field an append buffer
 // (timestamps plus value bits; out-of-order samples are accepted and
-// sorted, de-duplicated, on flush or query). Partitions are BlockDuration
+// sorted, de-duplicated, on flush, on query, or by the writer when writes
+// pause). Partitions are BlockDuration
 // wide and aligned to the Unix epoch. A partition is flushed to a block
 // once the newest written timestamp is half a BlockDuration past its end,
 // or with everything when the head holds more than MaxHeadSamples, or on
