@@ -57,9 +57,12 @@ type Value struct {
 var valueTypes [String + 1]byte
 
 // numValue returns a non-string Value of type t (Float, Integer, Unsigned
-// or Boolean) with bits n. t must not be String: n would be taken for the
+// or Boolean) with bits n. It panics for String: n would be taken for the
 // length of a string at valueTypes[String].
 func numValue(t ValueType, n uint64) Value {
+	if t >= String {
+		panic("tsdb: numValue of type " + t.String()) // a bug: never a string of length n
+	}
 	return Value{n: n, p: unsafe.Pointer(&valueTypes[t])}
 }
 
