@@ -562,10 +562,7 @@ func encodeRecord(pts []preparedPoint) []byte {
 // encodeRecordScratch encodes into rec and body (reused, returned).
 func encodeRecordScratch(rec, body []byte, pts []preparedPoint) ([]byte, []byte) {
 	var e recordEncoder
-	e.reset(body)
-	for i := range pts {
-		e.add(&pts[i])
-	}
+	e.encode(body, pts)
 	return encodeRecordWith(rec, &e)
 }
 

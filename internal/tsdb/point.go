@@ -252,19 +252,10 @@ func sameKeys(fields []Field, keys []string) bool {
 // Series and field names are written once per record: points sharing a
 // series key string (as the batch preparer arranges) share the entry.
 func appendPoints(dst []byte, pts []preparedPoint) []byte {
-	dst, _ = appendPointsScratch(dst, nil, pts)
-	return dst
-}
-
-// appendPointsScratch is appendPoints building the point section in body
-// (reused, returned for the next call).
-func appendPointsScratch(dst, body []byte, pts []preparedPoint) ([]byte, []byte) {
 	var e recordEncoder
-	e.reset(body)
-	for i := range pts {
-		e.add(&pts[i])
-	}
-	return e.finish(dst)
+	e.encode(nil, pts)
+	dst, _ = e.finish(dst)
+	return dst
 }
 
 // recordEncoder builds a WAL record payload (see appendPoints) one point
@@ -304,6 +295,14 @@ func (e *recordEncoder) reset(body []byte) {
 	}
 	clear(e.nameIdx)
 	e.names, e.last = e.names[:0], e.last[:0]
+}
+
+// encode starts a new payload in body's array holding pts.
+func (e *recordEncoder) encode(body []byte, pts []preparedPoint) {
+	e.reset(body)
+	for i := range pts {
+		e.add(&pts[i])
+	}
 }
 
 func (e *recordEncoder) add(p *preparedPoint) {
